@@ -1,0 +1,3 @@
+from mathsft.cli import main
+
+main()
