@@ -27,6 +27,9 @@ def _root(version: bool = typer.Option(False, "--version", help="Print the versi
 
 
 # Stage commands (one line each; a command is registered only once it really works).
+from mathsft.data.cli import data_app  # noqa: E402
+
+app.add_typer(data_app, name="data")
 
 
 def main() -> None:
