@@ -7,6 +7,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -92,3 +95,12 @@ class SFTExample:
             source=row.get("source") or "",
             meta=dict(row.get("meta") or {}),
         )
+
+
+def content_hash(records: Sequence[Problem | SFTExample]) -> str:
+    """Short hash of records' full content, in order: names a dataset in manifests and summaries."""
+    digest = hashlib.sha256()
+    for record in records:
+        digest.update(json.dumps(record.to_dict(), sort_keys=True, ensure_ascii=False).encode())
+        digest.update(b"\n")
+    return digest.hexdigest()[:16]
