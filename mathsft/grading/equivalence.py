@@ -1,0 +1,195 @@
+"""Is a predicted answer equal to the gold? Type-aware, fast paths first, symbolic last.
+
+1. canonical strings equal -> ``exact``;
+2. the gold's type decides: text (case/markup-insensitive), equation, structure (matrix, union of
+   intervals, tuple/interval with its brackets, set or list of solutions unordered), base-n number
+   (the subscript must match; ``lenient`` accepts it dropped), number (exact ``Fraction`` arithmetic);
+3. anything else goes to SymPy in a child process under a hard deadline (``symbolic.py``).
+
+Profiles: ``strict`` accepts only mathematically equal answers in the requested form's type;
+``lenient`` (default) also accepts what MATH graders conventionally accept: a dropped ``\\%`` or base
+subscript, ``\\pm 2`` for ``2, -2``, ``y = 2x + 3`` answered as ``2x + 3``, a decimal rounding to a
+decimal gold's precision, a float printout (``MIN_SIGNIFICANT`` correct significant digits) for a
+fraction gold; a rounded decimal such as 13.29 for 3840/289 is a different number in both profiles. Neither profile makes 50 equal 0.5 or 1/2004! equal 1/2006!.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+from functools import lru_cache
+
+from mathsft.grading.normalize import canonical, compact, text_key
+from mathsft.grading.timeout import run_symbolic
+from mathsft.grading.values import (
+    Matrix,
+    Number,
+    Sequence,
+    Union,
+    is_simple_lhs,
+    is_text,
+    parse_base,
+    parse_number,
+    parse_structure,
+    split_equation,
+    split_pm,
+)
+
+PROFILES = ("strict", "lenient")
+MIN_SIGNIFICANT = 10  # a decimal for a non-decimal gold: a float printout, not a rounded answer
+MAX_DEPTH = 4
+_OR_AND = re.compile(r"\s+(?:or|and)\s+|;")
+
+
+def check_profile(profile: str) -> None:
+    if profile not in PROFILES:
+        raise ValueError(f"unknown grader profile {profile!r}; choose one of {', '.join(PROFILES)}")
+
+
+def _round(value: Fraction, decimals: int) -> Fraction:
+    """Round half away from zero to ``decimals`` places, exactly."""
+    scale = 10**decimals
+    magnitude = (abs(value) * scale + Fraction(1, 2)).__floor__()
+    return Fraction(magnitude if value >= 0 else -magnitude, scale)
+
+
+def numbers_equal(pred: Number, gold: Number, lenient: bool) -> tuple[bool, str]:
+    """Exact comparison with the percent and precision rules in the module docstring."""
+    p = pred.value / 100 if pred.percent else pred.value
+    g = gold.value / 100 if gold.percent else gold.value
+    if p == g:
+        return True, "numeric"
+    if pred.percent != gold.percent:
+        if lenient and pred.value == gold.value:
+            return True, "numeric:dropped-percent"
+        return False, "numeric"
+    if not lenient:
+        return False, "numeric"
+    finer = pred.kind != "decimal" or pred.decimals > gold.decimals
+    if gold.kind == "decimal" and finer and _round(p, gold.decimals) == g:
+        return True, "numeric:gold-precision"
+    approximates = pred.kind == "decimal" and gold.kind != "decimal" and pred.significant >= MIN_SIGNIFICANT
+    if approximates and _round(g, pred.decimals) == p:
+        return True, "numeric:decimal-approximation"
+    return False, "numeric"
+
+
+@lru_cache(maxsize=1 << 16)
+def _symbolic(pred: str, gold: str) -> tuple[bool, str]:
+    try:
+        verdict, reason = run_symbolic(pred, gold)
+    except Exception as err:  # inline in a worker: a SymPy failure is no verdict, not a crash
+        verdict, reason = None, f"symbolic-error: {type(err).__name__}"
+    return bool(verdict), reason
+
+
+def _unordered(preds: tuple[str, ...] | list[str], golds: tuple[str, ...], lenient: bool, depth: int) -> bool:
+    if len(preds) != len(golds):
+        return False
+    unused = list(preds)
+    for gold in golds:
+        match = next((p for p in unused if _compare(p, gold, lenient, depth + 1)[0]), None)
+        if match is None:
+            return False
+        unused.remove(match)
+    return True
+
+
+def _compare_structure(
+    pred: str, gold: Sequence | Matrix | Union, lenient: bool, depth: int
+) -> tuple[bool, str]:
+    structure = parse_structure(pred)
+    if isinstance(gold, Matrix):
+        if not isinstance(structure, Matrix) or [len(r) for r in structure.rows] != [
+            len(r) for r in gold.rows
+        ]:
+            return False, "matrix"
+        cells = zip(sum(structure.rows, ()), sum(gold.rows, ()), strict=True)
+        return all(_compare(p, g, lenient, depth + 1)[0] for p, g in cells), "matrix"
+    if isinstance(gold, Union):
+        if not isinstance(structure, Union):
+            return False, "interval-union"
+        return _unordered(structure.parts, gold.parts, lenient, depth), "interval-union"
+    if gold.ordered:
+        kind = "interval" if gold.open != gold.close.translate(str.maketrans(")]", "([")) else "tuple"
+        if not isinstance(structure, Sequence) or (structure.open, structure.close) != (
+            gold.open,
+            gold.close,
+        ):
+            return False, kind
+        if len(structure.items) != len(gold.items):
+            return False, kind
+        pairs = zip(structure.items, gold.items, strict=True)
+        return all(_compare(p, g, lenient, depth + 1)[0] for p, g in pairs), kind
+    if structure is None and len(_OR_AND.split(pred)) > 1:
+        structure = Sequence("", "", tuple(s.strip() for s in _OR_AND.split(pred)))
+    if structure is None:
+        items: tuple[str, ...] = (pred,)
+    elif isinstance(structure, Sequence) and not structure.ordered:
+        items = structure.items
+    else:
+        return False, "set"
+    return _unordered(items, gold.items, lenient, depth), "set"
+
+
+def _expand_pm(s: str) -> str:
+    pm = split_pm(s)
+    return ", ".join(pm) if pm else s
+
+
+def _compare(pred: str, gold: str, lenient: bool, depth: int = 0) -> tuple[bool, str]:
+    """Compare two canonical strings (the core of ``compare``; recursive for structures)."""
+    if compact(pred) == compact(gold):
+        return True, "exact"
+    if depth > MAX_DEPTH:
+        return False, "too-deep"
+    gold_eq, pred_eq = split_equation(gold), split_equation(pred)
+    if gold_eq:
+        if pred_eq:
+            return _symbolic(compact(pred), compact(gold))
+        if lenient and is_simple_lhs(gold_eq[0]):
+            return _compare(pred, gold_eq[1], lenient, depth + 1)
+        return False, "equation"
+    if pred_eq and is_simple_lhs(pred_eq[0]):
+        pred = pred_eq[1]
+        if compact(pred) == compact(gold):
+            return True, "exact"
+    if lenient and r"\pm" in gold + pred:
+        gold, pred = _expand_pm(gold), _expand_pm(pred)
+    gold_structure = parse_structure(gold)
+    if gold_structure is not None:
+        return _compare_structure(pred, gold_structure, lenient, depth)
+    if parse_structure(pred) is not None:
+        return False, "structure"
+    gold_base = parse_base(gold)
+    if gold_base is not None:
+        pred_base = parse_base(pred)
+        if pred_base is not None:
+            return pred_base == gold_base, "base"
+        return lenient and compact(pred).upper() == gold_base.digits, "base:dropped-subscript"
+    gold_number, pred_number = parse_number(gold), parse_number(pred)
+    if gold_number is not None and pred_number is not None:
+        return numbers_equal(pred_number, gold_number, lenient)
+    if "%" in pred + gold:  # one side a percent, the other not a plain number: compare without it
+        if not lenient:
+            return False, "numeric"
+        pred, gold = pred.replace("%", ""), gold.replace("%", "")
+    return _symbolic(compact(pred), compact(gold))
+
+
+def compare(pred: str, gold: str, profile: str = "lenient") -> tuple[bool, str]:
+    """``(equal, reason)`` for a predicted and a gold answer; ``reason`` names the deciding path."""
+    check_profile(profile)
+    p, g = canonical(pred), canonical(gold)
+    if not p:
+        return False, "empty"
+    if compact(p) == compact(g):
+        return True, "exact"
+    if is_text(gold, g):
+        return text_key(pred) == text_key(gold), "text"
+    return _compare(p, g, profile == "lenient")
+
+
+def is_equivalent(pred: str, gold: str, profile: str = "lenient") -> bool:
+    """Whether ``pred`` and ``gold`` are the same answer under ``profile`` (``strict`` or ``lenient``)."""
+    return compare(pred, gold, profile)[0]

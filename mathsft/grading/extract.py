@@ -1,0 +1,160 @@
+"""Pull the final answer out of a model response. Pure string work, linear in the response length.
+
+Order of precedence inside the answer part of a response (the text after ``</think>``, or inside the last
+``<answer>...</answer>``): the last ``\\boxed{}``/``\\fbox{}``, then GSM8K's ``#### N``, then an answer
+phrase ("The final answer is X", "Final Answer: X", "Answer: X"), then - only when the style asks for it -
+the last number. An explicit phrase therefore beats a later number ("The answer is 12. Check: 12 + 3 = 15").
+
+Styles: ``math`` never falls back to the last number; ``gsm8k`` takes the last number anywhere in the
+answer part; ``auto`` does only when the gold answer is a plain number, and then only from the final
+sentence ("... so she has 18 apples."), so a truncated MATH derivation ending in "\\sin B = 2\\sin A. We
+can use the Law of Cosines" has no answer. ``grade`` knows the gold; ``extract_answer(text, "auto")``
+alone has none and so behaves like ``math``.
+"""
+
+from __future__ import annotations
+
+import re
+
+STYLES = ("auto", "gsm8k", "math")
+MAX_ANSWER_CHARS = 2000  # an "answer" longer than this is a runaway box, not an answer
+
+_BOX_COMMANDS = (r"\boxed", r"\fbox")
+_ANSWER_TAG = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.DOTALL | re.IGNORECASE)
+_GSM8K = re.compile(r"####\s*([^\n]+)")
+_PHRASE = re.compile(
+    r"(?:\b(?:final\s+)?answer\s*\**\s*(?:is\b|:)\s*\**\s*:?|\bthe\s+answer\s+is\b\s*:?)", re.IGNORECASE
+)
+_NUMBER = re.compile(r"(?<![\w.])-?\d(?:[\d,]*\d)?(?:\.\d+)?(?:/\d+)?")
+_SENTENCE_SPLIT = re.compile(r"(?<!\d)\.(?!\d)|\n")
+_SENTENCE_END = re.compile(r"\.(?=\s|$)|\bI hope\b|\n")
+_MATH_SPAN = re.compile(r"^\s*(\$\$?|\\\(|\\\[)(.*?)(\$\$?|\\\)|\\\])", re.DOTALL)
+
+
+def answer_part(text: str) -> tuple[str | None, bool]:
+    """The part of a response that holds the final answer (after ``</think>``, inside the last
+    ``<answer>``) and whether it came from an answer tag.
+
+    A response that opened ``<think>`` and never closed it is still thinking: it has no final answer.
+    """
+    if "</think>" in text:
+        text = text.rsplit("</think>", 1)[1]
+    elif "<think>" in text:
+        return None, False
+    tags = _ANSWER_TAG.findall(text)
+    if tags:
+        return tags[-1], True
+    return text, False
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last complete ``\\boxed{...}`` / ``\\boxed x`` / ``\\fbox{...}`` (balanced braces)."""
+    end = len(text)
+    for _ in range(64):  # bounded: skip at most this many incomplete boxes from the end
+        start, command = max((text.rfind(c, 0, end), c) for c in _BOX_COMMANDS)
+        if start < 0:
+            return None
+        content = _box_content(text, start + len(command))
+        if content is not None and content.strip():
+            return content.strip()
+        end = start
+    return None
+
+
+def _box_content(text: str, i: int) -> str | None:
+    if i < len(text) and text[i].isalpha():  # \boxedfoo is another command
+        return None
+    while i < len(text) and text[i] == " ":
+        i += 1
+    if i >= len(text):
+        return None
+    if text[i] != "{":  # "\boxed 5": up to the next space or math delimiter
+        match = re.match(r"[^\s$]+", text[i:])
+        return match.group(0) if match else None
+    depth, j = 0, i
+    while j < len(text):
+        char = text[j]
+        if char == "\\":
+            j += 2  # escaped brace or command: skip the next character
+            continue
+        if char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+            if depth == 0:
+                return text[i + 1 : j]
+        j += 1
+    return None
+
+
+def _phrase_answer(text: str) -> str | None:
+    matches = list(_PHRASE.finditer(text))
+    for match in reversed(matches):
+        value = _clip_value(text[match.end() : match.end() + MAX_ANSWER_CHARS + 10])
+        if value:
+            return value
+    return None
+
+
+def _clip_value(value: str) -> str:
+    """The answer after a phrase: a leading math span, else up to the end of the sentence."""
+    span = _MATH_SPAN.match(value)
+    if span:
+        return span.group(2).strip()
+    end = _SENTENCE_END.search(value)
+    value = value[: end.start()] if end else value
+    return value.strip().strip("*").strip()
+
+
+def _last_number(text: str, final_sentence: bool = False) -> str | None:
+    if final_sentence:
+        text = _SENTENCE_SPLIT.split(text.rstrip().rstrip(".").rstrip())[-1]
+    last = None
+    for last in _NUMBER.finditer(text):  # noqa: B007 - we want the final match
+        pass
+    return last.group(0) if last else None
+
+
+def extract(text: str, number_fallback: str | None) -> tuple[str | None, str | None]:
+    """The final answer of ``text`` and where it came from (``boxed``, ``####``, ``phrase``, ``tag`` or
+    ``last-number``), or ``(None, None)``. ``number_fallback`` is None (off), ``"anywhere"`` or
+    ``"final-sentence"`` (where the last number may be taken from). The source lets a report tell a
+    response that stated its answer from one whose last number was guessed to be it."""
+    part, tagged = answer_part(text)
+    if part is None:
+        return None, None
+    for source, finder in (("boxed", last_boxed), ("####", _gsm8k_answer), ("phrase", _phrase_answer)):
+        found = finder(part)
+        if found:
+            answer = _sized(found)
+            return answer, source if answer is not None else None
+    if tagged:  # "<answer> 42 </answer>": the tag's content is the answer
+        answer = _sized(part)
+        return answer, "tag" if answer is not None else None
+    if number_fallback is None:
+        return None, None
+    number = _last_number(part, final_sentence=number_fallback == "final-sentence")
+    return number, "last-number" if number is not None else None
+
+
+def _gsm8k_answer(text: str) -> str | None:
+    matches = _GSM8K.findall(text)
+    return matches[-1].strip() if matches else None
+
+
+def _sized(answer: str) -> str | None:
+    answer = answer.strip()
+    if not answer or len(answer) > MAX_ANSWER_CHARS:
+        return None
+    return answer
+
+
+def check_style(style: str) -> None:
+    if style not in STYLES:
+        raise ValueError(f"unknown extraction style {style!r}; choose one of {', '.join(STYLES)}")
+
+
+def extract_answer(text: str, style: str = "auto") -> str | None:
+    """The final answer in a model response (see the module docstring for the rules), or None."""
+    check_style(style)
+    return extract(text, "anywhere" if style == "gsm8k" else None)[0]

@@ -1,0 +1,81 @@
+"""``grade``: extract the final answer and compare it with the gold; ``grade_many`` for batches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from mathsft.grading.equivalence import check_profile, compare
+from mathsft.grading.extract import check_style, extract
+from mathsft.grading.normalize import canonical
+from mathsft.grading.timeout import DEFAULT_TIMEOUT_S, map_items
+from mathsft.grading.values import is_plain_number
+
+
+@dataclass(frozen=True)
+class Grade:
+    """One verdict. ``extracted`` is None when no final answer was found (a format failure);
+    ``reason`` names the path that decided (``exact``, ``numeric``, ``symbolic:random-points``, ...);
+    ``source`` says where the answer was found (``boxed``, ``####``, ``phrase``, ``tag``, ``last-number``):
+    a response counts as well formatted only when it stated its answer, not when its last number was taken."""
+
+    correct: bool
+    extracted: str | None
+    reason: str
+    profile: str
+    source: str | None = None
+
+    @property
+    def formatted(self) -> bool:
+        return self.source not in (None, "last-number")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _number_fallback(style: str, gold: str) -> str | None:
+    if style == "gsm8k":
+        return "anywhere"
+    if style == "auto" and is_plain_number(canonical(gold)):
+        return "final-sentence"
+    return None
+
+
+def grade(response: str, gold: str, profile: str = "lenient", style: str = "auto") -> Grade:
+    """Grade one response against its gold answer (see ``extract`` and ``equivalence`` for the rules)."""
+    check_profile(profile)
+    check_style(style)
+    extracted, source = extract(response, _number_fallback(style, gold))
+    if extracted is None:
+        return Grade(False, None, "no-answer", profile)
+    correct, reason = compare(extracted, gold, profile)
+    return Grade(correct, extracted, reason, profile, source)
+
+
+def grade_many(
+    pairs: Iterable[tuple[str, str]],
+    workers: int = 1,
+    profile: str = "lenient",
+    style: str = "auto",
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> list[Grade]:
+    """Grade ``(response, gold)`` pairs, order preserved. ``workers > 1`` uses that many child processes,
+    each item under a hard ``timeout_s`` (an overrun is graded incorrect with reason ``timeout``)."""
+    check_profile(profile)
+    check_style(style)
+    pairs = [(str(response), str(gold)) for response, gold in pairs]
+    if workers <= 1 or len(pairs) < 2:
+        return [grade(response, gold, profile, style) for response, gold in pairs]
+    options = {"profile": profile, "style": style}
+    results = map_items(pairs, options, workers, timeout_s + 1.0)
+    grades = []
+    for (response, gold), result in zip(pairs, results, strict=True):
+        if result is None or "error" in result:
+            extracted, source = extract(response, _number_fallback(style, gold))
+            reason = "timeout" if result is None else result["error"]
+            grades.append(Grade(False, extracted, reason, profile, source))
+        else:
+            grades.append(Grade(**result))
+    return grades

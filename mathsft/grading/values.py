@@ -1,0 +1,269 @@
+"""Typed answer values parsed from canonical strings in pure Python (no SymPy, bounded sizes).
+
+The gold's type decides how a prediction is compared: numbers exactly (``Fraction``) with a documented
+tolerance, intervals and tuples in order with their brackets, sets and solution lists unordered,
+matrices cell by cell, base-n numbers with their subscript, text case-insensitively.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+
+MAX_DIGITS = 400  # longer digit strings are not numbers we compare exactly (they go to string comparison)
+MAX_EXPONENT = 400  # 1e400 is fine as a Fraction; 1e4000000 is not
+MAX_ITEMS = 64  # elements of a list/set/tuple/matrix we compare one by one
+
+_D = r"(?:\d+(?:\.\d*)?|\.\d+)"
+_INT_OR_DEC = re.compile(rf"^([+-]?)({_D})$")
+_SCI_E = re.compile(rf"^([+-]?)({_D})[eE]([+-]?\d+)$")
+_SCI_TIMES = re.compile(rf"^([+-]?)({_D})(?:\\times|\\cdot|\*|x)10\^(?:\{{([+-]?\d+)\}}|([+-]?\d))$")
+_POW10 = re.compile(r"^([+-]?)10\^(?:\{([+-]?\d+)\}|(\d))$")
+_FRAC = re.compile(rf"^([+-]?)\\frac(?:\{{([+-]?{_D})\}}|(\d))(?:\{{([+-]?{_D})\}}|(\d))$")
+_SLASH = re.compile(rf"^([+-]?)({_D})/({_D})$")
+_MIXED = re.compile(r"^([+-]?)(\d+)\\frac\{(\d+)\}\{(\d+)\}$")
+_MIXED_SPACE = re.compile(r"^([+-]?)(\d+)\s+(\d+)/(\d+)$")
+_BASE = re.compile(r"^([0-9A-Za-z]+)_(?:\{(\d{1,2})\}|(\d))$")
+_CHOICE = re.compile(r"^\(?([A-Ea-e])\)?$")
+_WORDS = re.compile(r"^[A-Za-z][A-Za-z' \-]*[A-Za-z]$")
+_TEXT_WRAPPED = re.compile(r"\\(?:text|mbox|textbf|mathrm)\s*\{\s*\(?[A-Za-z][A-Za-z ,'\-()]*\}")
+_SIMPLE_LHS = re.compile(r"^[A-Za-z](?:_\{?\w+\}?)?(?:\(\w+\))?$|^\\[a-zA-Z]+$")
+_MATRIX = re.compile(r"^\\begin\{([pbvBV]?matrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}$", re.DOTALL)
+
+_OPENERS = "([{"
+_CLOSERS = ")]}"
+
+
+@dataclass(frozen=True)
+class Number:
+    """An exact number; ``decimals`` counts digits after the point as written, ``percent`` a trailing %."""
+
+    value: Fraction
+    kind: str  # integer | decimal | fraction | mixed | scientific
+    decimals: int = 0
+    percent: bool = False
+
+    @property
+    def significant(self) -> int:
+        """Significant digits as written (``0.0330`` -> 3)."""
+        digits = str(abs(self.value.numerator * 10**self.decimals // self.value.denominator))
+        return len(digits.lstrip("0")) or 1
+
+
+@dataclass(frozen=True)
+class BaseNumber:
+    digits: str
+    base: int
+
+
+@dataclass(frozen=True)
+class Sequence:
+    """Bracketed items: a tuple/point or an interval (``open``/``close`` brackets matter), a set
+    (``{``/``}``, unordered) or a bare comma list (empty brackets, unordered: a list of solutions)."""
+
+    open: str
+    close: str
+    items: tuple[str, ...]
+
+    @property
+    def ordered(self) -> bool:
+        return self.open in "([" and self.open != ""
+
+
+@dataclass(frozen=True)
+class Matrix:
+    rows: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
+class Union:
+    parts: tuple[str, ...]
+
+
+def _digits_ok(*parts: str | None) -> bool:
+    return sum(len(p) for p in parts if p) <= MAX_DIGITS
+
+
+def _exp_ok(exponent: str) -> bool:
+    return abs(int(exponent)) <= MAX_EXPONENT
+
+
+def _signed(sign: str, value: Fraction) -> Fraction:
+    return -value if sign == "-" else value
+
+
+def _decimals(text: str) -> int:
+    return len(text.split(".", 1)[1]) if "." in text else 0
+
+
+def parse_number(s: str) -> Number | None:
+    """An integer, decimal, fraction, mixed number, scientific number or percent; None otherwise."""
+    s = s.strip()
+    percent = s.endswith("%")
+    if percent:
+        s = s[:-1].strip()
+    mixed = _MIXED_SPACE.match(s)
+    s = s.replace(" ", "")
+    if not s or not _digits_ok(s):
+        return None
+    if m := _INT_OR_DEC.match(s):
+        decimals = _decimals(m.group(2))
+        kind = "decimal" if decimals else "integer"
+        return Number(_signed(m.group(1), Fraction(m.group(2))), kind, decimals, percent)
+    if m := _FRAC.match(s):
+        num, den = Fraction(m.group(2) or m.group(3)), Fraction(m.group(4) or m.group(5))
+        return Number(_signed(m.group(1), num / den), "fraction", 0, percent) if den else None
+    if m := _SLASH.match(s):
+        num, den = Fraction(m.group(2)), Fraction(m.group(3))
+        return Number(_signed(m.group(1), num / den), "fraction", 0, percent) if den else None
+    if (m := _MIXED.match(s)) or mixed:
+        m = m or mixed
+        whole, num, den = int(m.group(2)), int(m.group(3)), int(m.group(4))
+        if not den:
+            return None
+        return Number(_signed(m.group(1), whole + Fraction(num, den)), "mixed", 0, percent)
+    if (m := _SCI_E.match(s)) or (m := _SCI_TIMES.match(s)):
+        exponent = m.group(3) or m.group(4) if m.re is _SCI_TIMES else m.group(3)
+        if not _exp_ok(exponent):
+            return None
+        value = Fraction(m.group(2)) * Fraction(10) ** int(exponent)
+        return Number(_signed(m.group(1), value), "scientific", 0, percent)
+    if m := _POW10.match(s):
+        exponent = m.group(2) or m.group(3)
+        if not _exp_ok(exponent):
+            return None
+        return Number(_signed(m.group(1), Fraction(10) ** int(exponent)), "scientific", 0, percent)
+    return None
+
+
+def is_plain_number(s: str) -> bool:
+    """Whether a (canonical) gold is a plain integer or decimal: the GSM8K-style answers for which the
+    last-number fallback is safe."""
+    number = parse_number(s)
+    return number is not None and number.kind in ("integer", "decimal") and not number.percent
+
+
+def parse_base(s: str) -> BaseNumber | None:
+    """``1011_2`` / ``2A_{16}`` -> digits and base (digits must be valid in the base)."""
+    m = _BASE.match(s.replace(" ", ""))
+    if not m:
+        return None
+    digits, base = m.group(1).upper(), int(m.group(2) or m.group(3))
+    if not 2 <= base <= 36 or len(digits) > 64:
+        return None
+    try:
+        int(digits, base)
+    except ValueError:
+        return None
+    return BaseNumber(digits, base)
+
+
+def is_text(gold_raw: str, gold: str) -> bool:
+    """Whether a gold is a text answer: ``\\text{Evelyn}``, a choice ``(C)``, or plain words."""
+    if _CHOICE.match(gold.replace(" ", "")):
+        return True
+    if _TEXT_WRAPPED.search(gold_raw) and not re.search(r"[\d=^_+*/]", gold.replace("-", "")):
+        return True
+    if gold.lower() in _WORD_ANSWERS:
+        return True
+    return bool(_WORDS.match(gold)) and (len(gold) >= 4 or " " in gold)
+
+
+_WORD_ANSWERS = {"yes", "no", "true", "false", "none", "odd", "even", "neither", "all", "never", "always"}
+
+
+def split_top(s: str, separator: str) -> list[str]:
+    """Split at ``separator`` outside brackets/braces (``\\{``/``\\}`` count as braces)."""
+    parts, depth, start, i, n = [], 0, 0, 0, len(s)
+    while i < n:
+        char = s[i]
+        if char == "\\" and i + 1 < n and s[i + 1] in "{}":
+            depth += 1 if s[i + 1] == "{" else -1
+            i += 2
+            continue
+        if char in _OPENERS:
+            depth += 1
+        elif char in _CLOSERS:
+            depth -= 1
+        elif depth == 0 and s.startswith(separator, i):
+            parts.append(s[start:i])
+            i += len(separator)
+            start = i
+            continue
+        i += 1
+    parts.append(s[start:])
+    return [p.strip() for p in parts]
+
+
+def _wraps_whole(s: str, open_len: int, close_len: int) -> bool:
+    """Whether the first bracket closes only at the very end (``(1,2)`` yes, ``(1)+(2)`` no)."""
+    inner = s[open_len : len(s) - close_len]
+    depth = 0
+    i = 0
+    while i < len(inner):
+        char = inner[i]
+        if char == "\\" and i + 1 < len(inner) and inner[i + 1] in "{}":
+            depth += 1 if inner[i + 1] == "{" else -1
+            i += 2
+            if depth < 0:
+                return False
+            continue
+        if char in _OPENERS:
+            depth += 1
+        elif char in _CLOSERS:
+            depth -= 1
+            if depth < 0:
+                return False
+        i += 1
+    return depth == 0
+
+
+def parse_structure(s: str) -> Sequence | Matrix | Union | None:
+    """Matrix, union of intervals, set, tuple/interval or bare comma list; None for a single value."""
+    s = s.strip()
+    if m := _MATRIX.match(s):
+        rows = [r for r in re.split(r"\\\\", m.group(2)) if r.strip() and not r.strip().startswith(r"\hline")]
+        cells = tuple(tuple(c.strip() for c in r.split("&")) for r in rows)
+        return Matrix(cells) if cells and sum(len(r) for r in cells) <= MAX_ITEMS else None
+    parts = split_top(s, r"\cup")
+    if len(parts) > 1:
+        return Union(tuple(parts)) if len(parts) <= MAX_ITEMS else None
+    if s.startswith(r"\{") and s.endswith(r"\}") and _wraps_whole(s, 2, 2):
+        items = split_top(s[2:-2], ",")
+        return Sequence("{", "}", tuple(items)) if len(items) <= MAX_ITEMS else None
+    if len(s) >= 2 and s[0] in "([" and s[-1] in ")]" and _wraps_whole(s, 1, 1):
+        items = split_top(s[1:-1], ",")
+        if len(items) >= 2 and len(items) <= MAX_ITEMS:
+            return Sequence(s[0], s[-1], tuple(items))
+        return None
+    items = split_top(s, ",")
+    if len(items) >= 2 and all(items) and len(items) <= MAX_ITEMS:
+        return Sequence("", "", tuple(items))
+    return None
+
+
+def split_equation(s: str) -> tuple[str, str] | None:
+    """``lhs = rhs`` at the top level (exactly one ``=``, not part of ``\\leq``), else None."""
+    parts = split_top(s, "=")
+    if len(parts) != 2 or not parts[0] or not parts[1] or parts[0].endswith(("<", ">", "!")):
+        return None
+    return parts[0], parts[1]
+
+
+def is_simple_lhs(lhs: str) -> bool:
+    """``x``, ``a_1``, ``f(2)``, ``\\theta``: a name whose value the answer states."""
+    return bool(_SIMPLE_LHS.match(lhs.replace(" ", "")))
+
+
+def split_pm(s: str) -> tuple[str, str] | None:
+    """``a \\pm b`` -> (``a+b``, ``a-b``) at the top level; ``\\pm b`` -> (``b``, ``-b``)."""
+    parts = split_top(s, r"\pm")
+    if len(parts) != 2:
+        return None
+    head, tail = parts
+    if not tail:
+        return None
+    if not head:
+        return tail, f"-{tail}" if not tail.startswith("-") else tail[1:]
+    return f"{head}+{tail}", f"{head}-({tail})"

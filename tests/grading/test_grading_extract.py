@@ -1,0 +1,82 @@
+"""Answer extraction: boxes, GSM8K markers, answer phrases, think/answer tags, the number fallback."""
+
+from __future__ import annotations
+
+import pytest
+
+from mathsft.grading import extract_answer, grade
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (r"so the answer is $\boxed{\frac{1}{2}}$.", r"\frac{1}{2}"),
+        (r"first \boxed{3}, then corrected: \boxed{4}", "4"),
+        (r"\boxed{\begin{pmatrix} 1 \\ 2 \end{pmatrix}}", r"\begin{pmatrix} 1 \\ 2 \end{pmatrix}"),
+        (r"nested \boxed{\{1, \frac{2}{3}\}} done", r"\{1, \frac{2}{3}\}"),
+        (r"$\boxed 5$", "5"),
+        (r"\fbox{7}", "7"),
+        (r"an unfinished \boxed{3} and \boxed{4", "3"),
+        ("She pays 3 + 4 = 7 dollars.\n#### 7", "7"),
+        ("The answer is 12. Check: 12 + 3 = 15", "12"),
+        ("Final Answer: The final answer is $\\frac{14}{3}$. I hope it is correct.", r"\frac{14}{3}"),
+        ("**Answer:** 3.5", "3.5"),
+        ("the final answer is 2.5.", "2.5"),
+        ("<think>maybe \\boxed{4}</think>\nSo the final answer is \\boxed{5}.", "5"),
+        ("<think>I think it is 4</think> The answer is 5.", "5"),
+        ("<think>thinking \\boxed{4}</think> I give up.", None),
+        ("<think>still thinking about \\boxed{4}", None),
+        ("reasoning... <answer> \\frac{1}{2} </answer>", r"\frac{1}{2}"),
+        ("<answer>The answer is 6</answer>", "6"),
+        ("no final answer here, just 42 things", None),
+        ("", None),
+    ],
+)
+def test_extract_answer(text: str, expected: str | None):
+    assert extract_answer(text, style="math") == expected
+
+
+def test_number_fallback_follows_the_style():
+    text = "Tom has 3 apples and buys 15 more, so he has 18 apples"
+    assert extract_answer(text, style="gsm8k") == "18"
+    assert extract_answer(text, style="math") is None
+    assert extract_answer(text, style="auto") is None  # no gold known: no fallback
+    assert grade(text, "18", style="auto").correct  # plain-number gold: fallback on
+    assert grade(text, r"\frac{1}{2}", style="auto").extracted is None  # MATH-style gold: off
+    assert extract_answer("I get -1,234.5 in total", style="gsm8k") == "-1,234.5"
+    truncated = r"We know that $\sin B = 2\sin A$. We can use the Law of Cosines"
+    assert grade(truncated, "2", style="auto").extracted is None  # auto: final sentence only
+    assert grade(truncated, "2", style="gsm8k").correct
+
+
+def test_answer_tag_beats_the_number_fallback():
+    assert extract_answer("<answer>\\frac{1}{2}</answer> 7", style="gsm8k") == r"\frac{1}{2}"
+
+
+def test_unicode_minus_is_normalized_before_comparison():
+    result = grade(r"The answer is \boxed{−5}", "-5")
+    assert result.correct and result.extracted == "−5"
+
+
+def test_unknown_style_is_rejected():
+    with pytest.raises(ValueError, match="style"):
+        extract_answer("x", style="mathh")
+
+
+def test_deeply_nested_braces_are_extracted_linearly():
+    inner = "{" * 500 + "1" + "}" * 500
+    assert extract_answer(rf"\boxed{{{inner}}}", style="math") == inner
+
+
+def test_grade_says_where_the_answer_came_from() -> None:
+    cases = {
+        "So $\\boxed{7}$.": "boxed",
+        "She pays 7.\n#### 7": "####",
+        "The final answer is 7.": "phrase",
+        "<answer> 7 </answer>": "tag",
+        "so she has 7 apples.": "last-number",
+    }
+    for text, source in cases.items():
+        result = grade(text, "7")
+        assert (result.correct, result.source, result.formatted) == (True, source, source != "last-number")
+    assert grade("no idea", "7").source is None
