@@ -1,0 +1,221 @@
+"""Generated tokens/s of the hf backend against plain transformers ``generate``, on the same prompts, in one run.
+
+Modes: ``single`` (``model.generate`` one prompt at a time), ``plain`` (``model.generate`` on left-padded
+batches of ``--batch-sizes``, prompts in file order), ``hf`` (``HFBackend`` at each batch size) in the
+precisions of ``--dtypes``. Only real generated tokens count: each row up to and including its first
+EOS (a finished row that ``generate`` keeps padding does not count). Greedy outputs are compared with
+``plain`` at the same precision and batch size (or the first one measured).
+
+CPU (issue 4):   python bench/generate_bench.py --dtypes float32,bfloat16
+GPU (issue 8):   python bench/generate_bench.py --device cuda --batch-sizes 1,32,128 --n-prompts 256 \\
+                     --random-init-config qwen2.5-0.5b --modes plain,hf
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from mathsft.data import load_problems
+from mathsft.generation.base import Request, SamplingParams
+from mathsft.generation.hf import HFBackend
+from mathsft.models import load_model, load_tokenizer
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gsm8k" / "test.jsonl"
+SUFFIX = "\nPlease reason step by step, and put your final answer within \\boxed{}."
+
+# Qwen2.5-0.5B's architecture (config.json of Qwen/Qwen2.5-0.5B), so a GPU without internet can build it
+# with random weights; the vocabulary is the bundled tokenizer's, which changes only the embedding size.
+RANDOM_CONFIGS = {
+    "qwen2.5-0.5b": {
+        "model_type": "qwen2",
+        "hidden_size": 896,
+        "intermediate_size": 4864,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 14,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 32768,
+        "rms_norm_eps": 1e-6,
+        "rope_theta": 1000000.0,
+        "tie_word_embeddings": True,
+        "hidden_act": "silu",
+    }
+}
+
+
+def build_random_model(name: str, out: Path) -> Path:
+    """Write a randomly initialized model of a known architecture with the bundled tokenizer to ``out``."""
+    from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
+
+    tokenizer = load_tokenizer("smollm2-135m")
+    spec = dict(RANDOM_CONFIGS[name])
+    config = AutoConfig.for_model(
+        spec.pop("model_type"),
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **spec,
+    )
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.generation_config = GenerationConfig(
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def real_tokens(row: list[int], eos: set[int]) -> list[int]:
+    for i, token in enumerate(row):
+        if token in eos:
+            return row[: i + 1]
+    return row
+
+
+def run_generate(
+    model, tokenizer, prompts: list[str], batch: int, max_new: int, eos: set[int]
+) -> list[list[int]]:
+    outputs: list[list[int]] = []
+    for start in range(0, len(prompts), batch):
+        enc = tokenizer(
+            prompts[start : start + batch], return_tensors="pt", padding=True, add_special_tokens=False
+        )
+        enc = enc.to(model.device)
+        with torch.inference_mode():
+            out = model.generate(**enc, max_new_tokens=max_new, do_sample=False)
+        outputs += [real_tokens(row.tolist(), eos) for row in out[:, enc["input_ids"].shape[1] :]]
+    return outputs
+
+
+def timed(fn):
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    result = fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return result, time.perf_counter() - start
+
+
+def bench_dtype(
+    model_spec: str,
+    dtype: str,
+    device: str,
+    tokenizer,
+    chats: list[list[dict[str, str]]],
+    prompts: list[str],
+    batch_sizes: list[int],
+    modes: list[str],
+    params: SamplingParams,
+) -> list[dict]:
+    """Every requested mode at one precision; greedy outputs are compared with ``plain`` at this precision."""
+    rows: list[dict] = []
+    references: dict[int, list[list[int]]] = {}
+    max_new = params.max_new_tokens
+
+    def record(
+        mode: str, batch: int, outputs: list[list[int]], seconds: float, ref_batch: int | None
+    ) -> None:
+        tokens = sum(len(o) for o in outputs)
+        ref = references.get(ref_batch) if ref_batch is not None else None
+        same = sum(a == b for a, b in zip(outputs, ref, strict=True)) if ref else None
+        row = {
+            "mode": mode,
+            "dtype": dtype,
+            "batch": batch,
+            "tokens": tokens,
+            "seconds": round(seconds, 2),
+            "tokens_per_s": round(tokens / seconds, 1),
+            "same_as_plain": same,
+        }
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+
+    if "single" in modes or "plain" in modes:
+        model = load_model(model_spec, dtype=dtype, device=device)
+        eos_cfg = model.generation_config.eos_token_id
+        eos = set(eos_cfg if isinstance(eos_cfg, list) else [eos_cfg])
+        if "single" in modes:
+            outputs, seconds = timed(lambda: run_generate(model, tokenizer, prompts, 1, max_new, eos))
+            record("single", 1, outputs, seconds, None)
+        if "plain" in modes:
+            for batch in batch_sizes:
+                outputs, seconds = timed(
+                    lambda b=batch: run_generate(model, tokenizer, prompts, b, max_new, eos)
+                )
+                references[batch] = outputs
+                record("plain", batch, outputs, seconds, None)
+        del model
+    if "hf" in modes:
+        for batch in batch_sizes:
+            backend = HFBackend(model_spec, dtype=dtype, device=device, batch_size=batch)
+            requests = [Request(c) for c in chats]  # rendered by the backend, as ``prompts`` were
+            results, seconds = timed(lambda b=backend, r=requests: b.generate(r, params))
+            outputs = [c[0].extra["token_ids"] for c in results]
+            ref_batch = batch if batch in references else next(iter(references), None)
+            record(f"hf (packed={backend.packed_linears > 0})", batch, outputs, seconds, ref_batch)
+            backend.close()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default="smollm2-135m")
+    parser.add_argument("--random-init-config", choices=sorted(RANDOM_CONFIGS))
+    parser.add_argument("--data", default=str(DATA))
+    parser.add_argument("--n-prompts", type=int, default=16)
+    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--batch-sizes", default="16")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtypes", default="float32", help="comma list of float32,bfloat16,float16")
+    parser.add_argument("--modes", default="single,plain,hf")
+    parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    args = parser.parse_args()
+
+    model_spec = args.model
+    if args.random_init_config:
+        out = Path("/tmp") / f"mathsft-random-{args.random_init_config}"
+        model_spec = str(
+            out if (out / "config.json").is_file() else build_random_model(args.random_init_config, out)
+        )
+    tokenizer = load_tokenizer(model_spec, padding_side="left")
+    problems = load_problems("gsm8k", args.data, limit=None)[: args.n_prompts]
+    chats = [[{"role": "user", "content": p.problem + SUFFIX}] for p in problems]
+    prompts = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in chats]
+    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    modes = args.modes.split(",")
+    params = SamplingParams(max_new_tokens=args.max_new_tokens)
+    rows: list[dict] = []
+    print(
+        f"model={model_spec} device={args.device} prompts={len(prompts)} max_new_tokens={args.max_new_tokens} "
+        f"threads={torch.get_num_threads()} torch={torch.__version__} cpu={platform.processor() or platform.machine()}"
+    )
+    for dtype in args.dtypes.split(","):
+        rows += bench_dtype(
+            model_spec, dtype, args.device, tokenizer, chats, prompts, batch_sizes, modes, params
+        )
+    print()
+    print("| mode | dtype | batch | generated tokens | seconds | tokens/s | greedy same as plain |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        same = f"{r['same_as_plain']}/{len(prompts)}" if r["same_as_plain"] is not None else "-"
+        print(
+            f"| {r['mode']} | {r['dtype']} | {r['batch']} | {r['tokens']} | {r['seconds']} | {r['tokens_per_s']} | {same} |"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,408 @@
+"""``openai`` backend: any OpenAI-compatible server (vLLM serve, SGLang, llama.cpp, DeepSeek's API).
+
+Requests run concurrently on one asyncio loop (``concurrency`` at a time). Every HTTP attempt has a
+hard ``timeout``; HTTP 429/5xx, timeouts, dropped connections and malformed bodies are retried with
+exponential backoff and jitter, honouring ``Retry-After``, and counted by kind in ``stats``. A request
+that fails ``max_retries + 1`` times, or ``max_consecutive_failures`` failed attempts in a row across
+all requests, stops the run with a ``GenerationError`` instead of looping forever; requests already
+finished have been handed to ``on_result`` by then, so a caller that persists them loses nothing.
+
+The API key is read from the environment variable named by ``api_key_env`` and sent only in the
+``Authorization`` header: it is never stored on the object, logged or put in an error message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import httpx
+
+from mathsft.errors import MathsftError
+from mathsft.generation.base import Completion, Request, ResultCallback, SamplingParams
+
+log = logging.getLogger("mathsft.generation.openai")
+
+FAILURE_KINDS = ("http_429", "http_5xx", "timeout", "connection", "malformed")
+
+
+class GenerationError(MathsftError):
+    """The server kept failing (or refused the request outright); the message says how and how often."""
+
+
+@dataclass
+class _Failure(Exception):
+    """One failed HTTP attempt: ``kind`` is one of ``FAILURE_KINDS`` (or ``fatal``)."""
+
+    kind: str
+    detail: str
+    retry_after: float | None = None
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
+    """Exponential backoff with "equal jitter": half the step fixed, half random (attempt counts from 0)."""
+    step = min(cap, base * 2**attempt)
+    return step / 2 + rng.uniform(0, step / 2)
+
+
+class OpenAIBackend:
+    """Completions from an OpenAI-compatible HTTP server.
+
+    ``endpoint="chat"`` posts to ``/chat/completions`` (a raw string prompt becomes one user message);
+    ``"completions"`` posts raw text to ``/completions`` (chat-message prompts are refused there, since
+    the chat template lives on the server). ``n_mode="n"`` asks for ``n`` choices in one call and tops
+    up with further calls when a server returns fewer (``stats["n_topped_up"]``); ``"seeds"`` makes ``n``
+    calls with distinct seeds, for servers that ignore ``n``.
+    """
+
+    name = "openai"
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key_env: str = "OPENAI_API_KEY",
+        concurrency: int = 16,
+        timeout: float = 120,
+        max_retries: int = 5,
+        endpoint: Literal["chat", "completions"] = "chat",
+        n_mode: Literal["n", "seeds"] = "n",
+        backoff_base: float = 1.0,
+        backoff_max: float = 30.0,
+        max_retry_after: float = 120.0,
+        max_consecutive_failures: int | None = None,
+        extra_body: dict[str, Any] | None = None,
+    ) -> None:
+        if endpoint not in ("chat", "completions"):
+            raise MathsftError(f"openai backend: endpoint must be 'chat' or 'completions', got {endpoint!r}")
+        if n_mode not in ("n", "seeds"):
+            raise MathsftError(f"openai backend: n_mode must be 'n' or 'seeds', got {n_mode!r}")
+        if concurrency < 1 or max_retries < 0 or timeout <= 0:
+            raise MathsftError("openai backend: needs concurrency >= 1, max_retries >= 0 and timeout > 0")
+        self.base_url = base_url.rstrip("/")
+        self.model_name = model
+        self.api_key_env = api_key_env
+        self.concurrency = concurrency
+        self.timeout = float(timeout)
+        self.max_retries = max_retries
+        self.endpoint = endpoint
+        self.n_mode = n_mode
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.max_retry_after = max_retry_after
+        # enough for every in-flight request to exhaust its retries once, at least 10
+        self.max_consecutive_failures = max_consecutive_failures or max(10, concurrency * (max_retries + 1))
+        self.extra_body = dict(extra_body or {})
+        self.stats: dict[str, Any] = self._fresh_stats()
+        self._rng = random.Random(0)
+        self._consecutive_failures = 0
+
+    @staticmethod
+    def _fresh_stats() -> dict[str, Any]:
+        return {
+            "http_requests": 0,
+            "succeeded": 0,
+            "retries": 0,
+            "failures": dict.fromkeys(FAILURE_KINDS, 0),
+            "gave_up": 0,
+            "n_topped_up": 0,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+        }
+
+    def __repr__(self) -> str:
+        return f"OpenAIBackend(base_url={self.base_url!r}, model={self.model_name!r}, endpoint={self.endpoint!r})"
+
+    # -- public interface ---------------------------------------------------------------------------
+
+    def generate(
+        self,
+        requests: Sequence[Request],
+        params: SamplingParams,
+        on_result: ResultCallback | None = None,
+    ) -> list[list[Completion]]:
+        """Complete every request concurrently; ``on_result`` fires (on this thread's loop) as each finishes."""
+        for request in requests:
+            if self.endpoint == "completions" and not isinstance(request.prompt, str):
+                raise MathsftError(
+                    "openai backend: the completions endpoint takes raw text prompts; use endpoint='chat' "
+                    "for chat messages (the server applies the chat template)"
+                )
+        coroutine = self._generate_all(list(requests), params, on_result)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(coroutine)
+        # called from inside a running loop (a notebook): run ours on a thread of its own
+        box: dict[str, Any] = {}
+
+        def runner() -> None:
+            try:
+                box["result"] = asyncio.run(coroutine)
+            except BaseException as err:
+                box["error"] = err
+
+        thread = threading.Thread(target=runner)
+        thread.start()
+        thread.join()
+        if "error" in box:
+            raise box["error"]
+        return box["result"]
+
+    def close(self) -> None:
+        """Nothing to release: each ``generate`` call opens and closes its own connection pool."""
+
+    # -- internals ----------------------------------------------------------------------------------
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        key = os.environ.get(self.api_key_env)
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        return headers
+
+    async def _generate_all(
+        self, requests: list[Request], params: SamplingParams, on_result: ResultCallback | None
+    ) -> list[list[Completion]]:
+        self._consecutive_failures = 0
+        results: list[list[Completion]] = [[] for _ in requests]
+        semaphore = asyncio.Semaphore(self.concurrency)
+        limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
+        async with httpx.AsyncClient(
+            base_url=self.base_url, headers=self._headers(), timeout=self.timeout, limits=limits
+        ) as client:
+
+            async def one(index: int, request: Request) -> None:
+                results[index] = await self._complete_request(client, semaphore, request, params)
+                if on_result is not None:
+                    on_result(index, request, results[index])
+
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for index, request in enumerate(requests):
+                        group.create_task(one(index, request))
+            except BaseExceptionGroup as group_error:
+                # the first real error (the others are usually its consequences); a bug stays a bug
+                first = group_error.exceptions[0]
+                for err in group_error.exceptions:
+                    if isinstance(err, GenerationError):
+                        first = err
+                        break
+                raise first from None
+        return results
+
+    async def _complete_request(
+        self,
+        client: httpx.AsyncClient,
+        semaphore: asyncio.Semaphore,
+        request: Request,
+        params: SamplingParams,
+    ) -> list[Completion]:
+        seed = request.seed if request.seed is not None else params.seed
+        if self.n_mode == "seeds" and request.n > 1:
+            calls = [
+                self._call(client, semaphore, request.prompt, params, 1, seed + i) for i in range(request.n)
+            ]
+            return [c for batch in await asyncio.gather(*calls) for c in batch]
+        completions: list[Completion] = []
+        while len(completions) < request.n:
+            want = request.n - len(completions)
+            batch = await self._call(client, semaphore, request.prompt, params, want, seed + len(completions))
+            if len(batch) < want:
+                self.stats["n_topped_up"] += 1
+                if self.stats["n_topped_up"] == 1:
+                    log.warning(
+                        "server returned %d of %d choices; topping up with more calls "
+                        "(n_mode='seeds' avoids the wasted round trips)",
+                        len(batch),
+                        want,
+                    )
+            completions.extend(batch[:want])
+        return completions
+
+    def _payload(self, prompt: Any, params: SamplingParams, n: int, seed: int) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "model": self.model_name,
+            "max_tokens": params.max_new_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "n": n,
+            "seed": seed,
+        }
+        if params.top_k > 0:
+            payload["top_k"] = params.top_k  # vLLM/SGLang extension; OpenAI itself rejects it
+        if params.stop:
+            payload["stop"] = list(params.stop)
+        if self.endpoint == "chat":
+            payload["messages"] = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+        else:
+            payload["prompt"] = prompt
+        payload.update(self.extra_body)
+        return payload
+
+    async def _call(
+        self,
+        client: httpx.AsyncClient,
+        semaphore: asyncio.Semaphore,
+        prompt: Any,
+        params: SamplingParams,
+        n: int,
+        seed: int,
+    ) -> list[Completion]:
+        """One logical call with its retries; returns the choices of the first successful attempt."""
+        payload = self._payload(prompt, params, n, seed)
+        path = "/chat/completions" if self.endpoint == "chat" else "/completions"
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                self.stats["retries"] += 1
+            async with semaphore:
+                started = time.perf_counter()
+                try:
+                    completions = await self._attempt(client, path, payload)
+                except _Failure as failure:
+                    error = failure
+                else:
+                    latency = time.perf_counter() - started
+                    for completion in completions:
+                        completion.latency_s = latency
+                    self._consecutive_failures = 0
+                    self.stats["succeeded"] += 1
+                    return completions
+            self._record_failure(error, attempt)
+            if attempt < self.max_retries:
+                await asyncio.sleep(self._delay(error, attempt))
+        self.stats["gave_up"] += 1
+        raise GenerationError(
+            f"{self.base_url}{path}: request failed {self.max_retries + 1} times; last error: "
+            f"{error.kind}: {error.detail} (failures so far: {self._failure_summary()})"
+        )
+
+    def _record_failure(self, error: _Failure, attempt: int) -> None:
+        if error.kind == "fatal":
+            self.stats["gave_up"] += 1
+            raise GenerationError(error.detail)
+        self.stats["failures"][error.kind] += 1
+        self._consecutive_failures += 1
+        log.info("attempt %d failed (%s): %s", attempt + 1, error.kind, error.detail)
+        if self._consecutive_failures >= self.max_consecutive_failures:
+            self.stats["gave_up"] += 1
+            raise GenerationError(
+                f"{self.base_url}: {self._consecutive_failures} failed attempts in a row, giving up "
+                f"(failures so far: {self._failure_summary()}; last: {error.kind}: {error.detail}). "
+                "Finished requests were handed back; rerun to resume once the server is healthy."
+            )
+
+    def _failure_summary(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in self.stats["failures"].items() if v) or "none"
+
+    def _delay(self, error: _Failure, attempt: int) -> float:
+        if error.retry_after is not None:
+            return min(error.retry_after, self.max_retry_after)
+        return backoff_delay(attempt, self.backoff_base, self.backoff_max, self._rng)
+
+    async def _attempt(
+        self, client: httpx.AsyncClient, path: str, payload: dict[str, Any]
+    ) -> list[Completion]:
+        self.stats["http_requests"] += 1
+        try:
+            # a hard deadline on the whole attempt: httpx's timeouts are per read, so a server that
+            # trickles bytes would otherwise never time out
+            async with asyncio.timeout(self.timeout):
+                response = await client.post(path, json=payload)
+        except (TimeoutError, httpx.TimeoutException):
+            raise _Failure("timeout", f"no complete response within {self.timeout:g}s") from None
+        except httpx.TransportError as err:
+            raise _Failure("connection", f"{type(err).__name__}: {err}") from None
+        status = response.status_code
+        if status in (408, 429) or status >= 500:
+            kind = {408: "timeout", 429: "http_429"}.get(status, "http_5xx")
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            raise _Failure(kind, f"HTTP {status}: {_snippet(response.text)}", retry_after)
+        if status >= 400:
+            raise _Failure(
+                "fatal",
+                f"{self.base_url}{path}: HTTP {status} (not retried): {_snippet(response.text)}",
+            )
+        try:
+            body = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise _Failure("malformed", f"body is not JSON: {_snippet(response.text)}") from None
+        return self._parse(body)
+
+    def _parse(self, body: Any) -> list[Completion]:
+        choices = body.get("choices") if isinstance(body, dict) else None
+        if not isinstance(choices, list) or not choices:
+            raise _Failure("malformed", f"no 'choices' list in body: {_snippet(json.dumps(body))}")
+        usage = body.get("usage") or {}
+        prompt_tokens = _int(usage.get("prompt_tokens"))
+        total_completion = _int(usage.get("completion_tokens"))
+        completions: list[Completion] = []
+        for choice in sorted(choices, key=lambda c: c.get("index", 0) if isinstance(c, dict) else 0):
+            if not isinstance(choice, dict):
+                raise _Failure("malformed", f"choice is not an object: {_snippet(json.dumps(choice))}")
+            if self.endpoint == "chat":
+                message = choice.get("message")
+                if not isinstance(message, dict):
+                    raise _Failure("malformed", f"choice has no 'message': {_snippet(json.dumps(choice))}")
+                text = message.get("content")
+                # DeepSeek R1 (and vLLM's reasoning parsers) put the thinking in reasoning_content
+                reasoning = message.get("reasoning_content") or message.get("reasoning")
+            else:
+                text = choice.get("text")
+                reasoning = None
+            if text is None and reasoning is None:
+                raise _Failure("malformed", f"choice has no text: {_snippet(json.dumps(choice))}")
+            if not isinstance(text, str | None) or not isinstance(reasoning, str | None):
+                raise _Failure("malformed", f"choice text is not a string: {_snippet(json.dumps(choice))}")
+            raw_finish = choice.get("finish_reason")
+            completions.append(
+                Completion(
+                    text=text or "",
+                    finish_reason="length" if raw_finish == "length" else "stop",
+                    prompt_tokens=prompt_tokens,
+                    reasoning=reasoning or None,
+                    extra={"finish_reason_raw": raw_finish},
+                )
+            )
+        # usage is per call: exact for one choice, an even split when the server returned several
+        for completion in completions:
+            completion.completion_tokens = round(total_completion / len(completions))
+            if len(completions) > 1:
+                completion.extra["completion_tokens_estimated"] = True
+        self.stats["prompt_tokens"] += prompt_tokens
+        self.stats["completion_tokens"] += total_completion
+        return completions
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _snippet(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "…"

@@ -1,0 +1,156 @@
+"""The hf backend: same greedy text as plain ``generate`` whatever the batching, seeded sampling, stops, counts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from mathsft.errors import MathsftError
+from mathsft.generation import make_backend
+from mathsft.generation.base import Request, SamplingParams
+from mathsft.generation.hf import HFBackend
+
+PROMPTS = [
+    "What is 2 + 3?",
+    "A train leaves at noon and travels 60 miles per hour for three hours. How far does it go?",
+    "Compute 7 * 8.",
+    "Let x be the number of apples. If x + 4 = 10, what is x? Explain.",
+    "Hi",
+]
+GREEDY = SamplingParams(max_new_tokens=12)
+SAMPLED = SamplingParams(max_new_tokens=10, temperature=1.0, top_p=0.95, top_k=50, seed=7)
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_model_dir: Path) -> HFBackend:
+    return HFBackend(str(tiny_model_dir), batch_size=2)
+
+
+def texts(results: list) -> list[list[str]]:
+    return [[c.text for c in completions] for completions in results]
+
+
+def test_greedy_matches_plain_generate_one_prompt_at_a_time(backend: HFBackend) -> None:
+    results = backend.generate([Request(p) for p in PROMPTS], GREEDY)
+    tokenizer, model = backend.tokenizer, backend.model
+    for prompt, (completion,) in zip(PROMPTS, results, strict=True):
+        ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
+        with torch.inference_mode():
+            out = model.generate(ids, max_new_tokens=GREEDY.max_new_tokens, do_sample=False)
+        expected = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+        assert completion.text == expected
+
+
+def test_greedy_independent_of_batching_and_weight_packing(backend: HFBackend, tiny_model_dir: Path) -> None:
+    batched = texts(backend.generate([Request(p) for p in PROMPTS], GREEDY))  # 5 rows through 2 slots
+    single = HFBackend(str(tiny_model_dir), batch_size=1, pack_weights=False)
+    assert single.packed_linears == 0
+    alone = [texts(single.generate([Request(p)], GREEDY))[0] for p in PROMPTS]
+    assert batched == alone
+
+
+def test_n_samples_seeded_and_independent_of_batch(backend: HFBackend, tiny_model_dir: Path) -> None:
+    request = Request(PROMPTS[1], n=3)
+    first = texts(backend.generate([request], SAMPLED))[0]
+    assert len(first) == 3 and len(set(first)) == 3  # distinct streams per sample
+    assert texts(backend.generate([request], SAMPLED))[0] == first  # same seed, same samples
+    wide = HFBackend(str(tiny_model_dir), batch_size=8)
+    mixed = wide.generate([Request(PROMPTS[0], n=2), request, Request(PROMPTS[3])], SAMPLED)
+    assert [c.text for c in mixed[1]] == first  # other sequences in the batch change nothing
+    reseeded = texts(backend.generate([Request(PROMPTS[1], n=3, seed=8)], SAMPLED))[0]
+    assert reseeded != first
+
+
+def test_stop_string_truncates_and_reports_stop(backend: HFBackend) -> None:
+    (full,) = backend.generate([Request(PROMPTS[0])], GREEDY)[0]
+    assert full.finish_reason == "length"  # a random model does not emit EOS within 12 tokens
+    stop = full.text[len(full.text) // 2 :][:3]
+    assert stop.strip(), full.text
+    params = SamplingParams(max_new_tokens=GREEDY.max_new_tokens, stop=("@@never@@", stop))
+    (cut,) = backend.generate([Request(PROMPTS[0])], params)[0]
+    assert cut.text == full.text[: full.text.index(stop)]
+    assert cut.finish_reason == "stop"
+    assert cut.completion_tokens < full.completion_tokens
+
+
+def test_length_finish_and_token_counts(backend: HFBackend) -> None:
+    results = backend.generate([Request(p) for p in PROMPTS], SamplingParams(max_new_tokens=5))
+    for prompt, (completion,) in zip(PROMPTS, results, strict=True):
+        assert completion.finish_reason == "length"
+        assert completion.completion_tokens == 5
+        assert completion.prompt_tokens == len(backend.tokenizer(prompt)["input_ids"])
+
+
+def test_eos_ends_the_completion_without_its_text(tiny_model_dir: Path) -> None:
+    backend = HFBackend(str(tiny_model_dir), batch_size=4)
+    (free,) = backend.generate([Request(PROMPTS[2])], GREEDY)[0]
+    ids = backend.tokenizer(PROMPTS[2], return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        generated = backend.model.generate(ids, max_new_tokens=3, do_sample=False)[0, ids.shape[1] :].tolist()
+    backend.eos_ids = {generated[2]}  # pretend the third generated token is the model's EOS
+    (ended,) = backend.generate([Request(PROMPTS[2])], GREEDY)[0]
+    assert ended.finish_reason == "stop"
+    assert ended.completion_tokens == generated.index(generated[2]) + 1  # the EOS counts, as in vLLM
+    assert free.text.startswith(ended.text) and len(ended.text) < len(free.text)
+
+
+def test_on_result_fires_once_per_request_with_its_completions(backend: HFBackend) -> None:
+    requests = [Request(p, n=2 if i % 2 else 1, key=f"k{i}") for i, p in enumerate(PROMPTS)]
+    seen: list[tuple[int, str, int]] = []
+    results = backend.generate(requests, SAMPLED, on_result=lambda i, r, cs: seen.append((i, r.key, len(cs))))
+    assert sorted(seen) == [(i, r.key, r.n) for i, r in enumerate(requests)]
+    assert [len(r) for r in results] == [r.n for r in requests]
+
+
+def test_chat_messages_render_with_the_chat_template(backend: HFBackend) -> None:
+    messages = [{"role": "user", "content": PROMPTS[0]}]
+    rendered = backend.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    assert rendered.endswith("<|im_start|>assistant\n")
+    chat, raw = backend.generate([Request(messages), Request(rendered)], GREEDY)
+    assert chat[0].text == raw[0].text
+    assert chat[0].prompt_tokens == raw[0].prompt_tokens
+
+
+def test_bad_prompts_and_options_are_clear_errors(backend: HFBackend) -> None:
+    with pytest.raises(MathsftError, match="empty prompt"):
+        backend.generate([Request("")], GREEDY)
+    with pytest.raises(MathsftError, match="string or a list of chat messages"):
+        backend.generate([Request(42)], GREEDY)  # type: ignore[arg-type]
+    with pytest.raises(MathsftError, match="dtype"):
+        HFBackend("unused", dtype="fp8")
+    with pytest.raises(MathsftError, match="unknown generation backend 'tgi'; known: hf, vllm, openai"):
+        make_backend("tgi", "m")
+    with pytest.raises(MathsftError, match="hf backend: bad options"):
+        make_backend("hf", "m", temperature=0.5)
+    with pytest.raises(MathsftError, match="base_url"):
+        make_backend("openai", "m")
+
+
+def test_make_backend_builds_the_named_backend(tiny_model_dir: Path) -> None:
+    backend = make_backend("hf", str(tiny_model_dir), batch_size=3)
+    assert isinstance(backend, HFBackend) and backend.batch_size == 3
+    openai = make_backend("openai", "served-model", base_url="http://localhost:1/v1", concurrency=2)
+    assert openai.name == "openai" and openai.model_name == "served-model"
+
+
+@pytest.mark.slow
+def test_real_model_stops_at_im_end_with_sensible_text(smollm2_dir: Path) -> None:
+    backend = HFBackend(str(smollm2_dir), batch_size=2)
+    assert 2 in backend.eos_ids  # <|im_end|>, not the pad token <|endoftext|>
+    requests = [
+        Request([{"role": "user", "content": "What is the capital of France? Answer in one sentence."}])
+    ]
+    (completion,) = backend.generate(requests, SamplingParams(max_new_tokens=48))[0]
+    assert completion.finish_reason == "stop"
+    assert "Paris" in completion.text
+    assert "<|im_end|>" not in completion.text and completion.completion_tokens < 48
+
+
+def test_eager_attention_gets_an_additive_mask(tiny_model_dir: Path) -> None:
+    sdpa = HFBackend(str(tiny_model_dir), batch_size=3)
+    expected = texts(sdpa.generate([Request(p) for p in PROMPTS], GREEDY))
+    eager = HFBackend(str(tiny_model_dir), batch_size=3)
+    eager.model.config._attn_implementation = eager.attn_implementation = "eager"
+    assert texts(eager.generate([Request(p) for p in PROMPTS], GREEDY)) == expected

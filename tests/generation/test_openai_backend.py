@@ -1,0 +1,193 @@
+"""The openai backend against the fault-injecting stub server: retries, counting, giving up, secrets."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from email.utils import formatdate
+from pathlib import Path
+
+import pytest
+
+from mathsft.errors import MathsftError
+from mathsft.generation.base import Request, SamplingParams
+from mathsft.generation.openai import GenerationError, OpenAIBackend, parse_retry_after
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "traces"))
+from openai_stub import StubServer, StubSettings
+
+PARAMS = SamplingParams(max_new_tokens=64, temperature=0.7, seed=3)
+ANSWERS = {"What is 2+3?": "5", "What is 7*6?": "42"}
+
+
+def backend(url: str, **kw) -> OpenAIBackend:
+    opts = {"timeout": 2.0, "max_retries": 3, "backoff_base": 0.01, "backoff_max": 0.05, "concurrency": 4}
+    return OpenAIBackend(url, "stub-model", **(opts | kw))
+
+
+def test_chat_returns_n_completions_in_request_order_with_usage():
+    with StubServer(StubSettings(answers=ANSWERS, correct_rate=1.0)) as server:
+        b = backend(server.url)
+        done = []
+        out = b.generate(
+            [Request("What is 2+3?", n=3), Request([{"role": "user", "content": "What is 7*6?"}], n=1)],
+            PARAMS,
+            on_result=lambda i, req, comps: done.append((i, len(comps))),
+        )
+    assert [len(c) for c in out] == [3, 1]
+    assert all("\\boxed{5}" in c.text for c in out[0]) and "\\boxed{42}" in out[1][0].text
+    assert {c.finish_reason for cs in out for c in cs} == {"stop"}
+    assert sorted(done) == [(0, 3), (1, 1)]
+    assert out[1][0].prompt_tokens > 0 and out[1][0].completion_tokens > 0 and out[1][0].latency_s > 0
+    payload, _ = server.seen[0]
+    assert payload["messages"][0] == {"role": "user", "content": payload["messages"][0]["content"]}
+    assert {p["max_tokens"] for p, _ in server.seen} == {64}
+    assert b.stats["http_requests"] == 2 and b.stats["retries"] == 0
+
+
+def test_completions_endpoint_sends_raw_text_and_refuses_chat_messages():
+    with StubServer(StubSettings(answers=ANSWERS, correct_rate=1.0)) as server:
+        b = backend(server.url, endpoint="completions")
+        out = b.generate([Request("Q: What is 2+3?\nA:", n=2)], PARAMS)
+        assert server.seen[0][0]["prompt"] == "Q: What is 2+3?\nA:"
+        assert len(out[0]) == 2 and "\\boxed{5}" in out[0][0].text
+        with pytest.raises(MathsftError, match="completions endpoint takes raw text"):
+            b.generate([Request([{"role": "user", "content": "hi"}])], PARAMS)
+
+
+def test_every_fault_kind_is_retried_and_counted():
+    script = ["500", "429", "malformed", "drop", "hang", "ok"]
+    settings = StubSettings(answers=ANSWERS, script=script, correct_rate=1.0, hang_s=3.0, retry_after="0")
+    with StubServer(settings) as server:
+        b = backend(server.url, timeout=0.5, max_retries=6, concurrency=1)
+        out = b.generate([Request("What is 2+3?", n=2)], PARAMS)
+    assert len(out[0]) == 2 and all("\\boxed{5}" in c.text for c in out[0])
+    assert b.stats["failures"] == {
+        "http_429": 1,
+        "http_5xx": 1,
+        "timeout": 1,
+        "connection": 1,
+        "malformed": 1,
+    }
+    assert b.stats["retries"] == 5 and b.stats["http_requests"] == 6 and b.stats["gave_up"] == 0
+
+
+def test_retry_after_is_honoured():
+    settings = StubSettings(answers=ANSWERS, script=["429"], retry_after="0.6")
+    with StubServer(settings) as server:
+        b = backend(server.url)
+        start = time.perf_counter()
+        b.generate([Request("What is 2+3?")], PARAMS)
+        assert time.perf_counter() - start >= 0.6
+    assert b.stats["failures"]["http_429"] == 1
+
+
+def test_parse_retry_after_seconds_and_http_date():
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after(None) is None and parse_retry_after("soon") is None
+    assert 8 <= parse_retry_after(formatdate(time.time() + 10, usegmt=True)) <= 10
+
+
+def test_a_failing_server_stops_with_a_clear_error_not_a_loop():
+    with StubServer(StubSettings(faults={"500": 1.0})) as server:
+        b = backend(server.url, max_retries=2)
+        with pytest.raises(GenerationError, match=r"failed 3 times; last error: http_5xx: HTTP 500"):
+            b.generate([Request("What is 2+3?")], PARAMS)
+    assert server.requests == 3 and b.stats["failures"]["http_5xx"] == 3
+
+
+def test_consecutive_failures_across_requests_stop_the_whole_run():
+    with StubServer(StubSettings(faults={"500": 1.0})) as server:
+        b = backend(server.url, max_retries=100, max_consecutive_failures=8, concurrency=2)
+        with pytest.raises(GenerationError, match="8 failed attempts in a row"):
+            b.generate([Request(f"q{i}") for i in range(50)], PARAMS)
+    assert server.requests < 12  # stopped after 8 (plus the ones already in flight)
+
+
+def test_finished_requests_are_handed_back_before_giving_up():
+    # the first request succeeds, everything after fails: on_result must have seen the first
+    settings = StubSettings(answers=ANSWERS, script=["ok"], faults={"500": 1.0})
+    with StubServer(settings) as server:
+        b = backend(server.url, max_retries=1, concurrency=1)
+        seen = []
+        with pytest.raises(GenerationError):
+            b.generate(
+                [Request("What is 2+3?"), Request("What is 7*6?")],
+                PARAMS,
+                on_result=lambda i, r, c: seen.append(i),
+            )
+    assert seen == [0]
+
+
+def test_client_errors_are_not_retried():
+    with StubServer(StubSettings(models=["stub-model"])) as server:
+        b = backend(server.url)
+        b.model_name = "no-such-model"
+        with pytest.raises(GenerationError, match=r"HTTP 404 \(not retried\): .*model does not exist"):
+            b.generate([Request("hi")], PARAMS)
+    assert len(server.seen) == 1
+
+
+def test_unreachable_server_counts_connection_failures():
+    with StubServer() as server:
+        url = server.url
+    b = backend(url, max_retries=2)
+    with pytest.raises(GenerationError, match="connection"):
+        b.generate([Request("hi")], PARAMS)
+    assert b.stats["failures"]["connection"] == 3
+
+
+def test_seeds_mode_makes_n_calls_with_distinct_seeds():
+    with StubServer(StubSettings(answers=ANSWERS)) as server:
+        b = backend(server.url, n_mode="seeds")
+        out = b.generate([Request("What is 2+3?", n=4, seed=10)], PARAMS)
+    assert len(out[0]) == 4
+    assert sorted(p["seed"] for p, _ in server.seen) == [10, 11, 12, 13]
+    assert {p["n"] for p, _ in server.seen} == {1}
+
+
+def test_n_mode_tops_up_when_the_server_ignores_n():
+    with StubServer(StubSettings(answers=ANSWERS, ignore_n=True)) as server:
+        b = backend(server.url)
+        out = b.generate([Request("What is 2+3?", n=3, seed=0)], PARAMS)
+    assert len(out[0]) == 3 and len(server.seen) == 3
+    assert [p["n"] for p, _ in server.seen] == [3, 2, 1]
+    assert b.stats["n_topped_up"] == 2
+
+
+def test_reasoning_content_becomes_completion_reasoning():
+    with StubServer(StubSettings(answers=ANSWERS, reasoning=True, correct_rate=1.0)) as server:
+        out = backend(server.url).generate([Request("What is 2+3?")], PARAMS)
+    assert out[0][0].reasoning.startswith("We read the problem")
+    assert "We read" not in out[0][0].text and "\\boxed{5}" in out[0][0].text
+
+
+def test_truncated_answers_report_length():
+    with StubServer(StubSettings(answers=ANSWERS, faults={"truncate": 1.0})) as server:
+        out = backend(server.url).generate([Request("What is 2+3?", n=2)], PARAMS)
+    assert [c.finish_reason for c in out[0]] == ["length", "length"]
+
+
+def test_api_key_is_sent_but_never_logged_or_shown(monkeypatch, caplog):
+    secret = "sk-test-SECRET-123"
+    monkeypatch.setenv("MATHSFT_TEST_KEY", secret)
+    caplog.set_level(logging.DEBUG)
+    with StubServer(StubSettings(answers=ANSWERS, script=["500"], faults={"500": 0.0})) as server:
+        b = backend(server.url, api_key_env="MATHSFT_TEST_KEY")
+        b.generate([Request("What is 2+3?")], PARAMS)
+    assert {auth for _, auth in server.seen} == {f"Bearer {secret}"}
+    assert secret not in caplog.text and secret not in repr(b) and secret not in str(b.stats)
+    assert secret not in str(vars(b))
+
+
+def test_generate_works_inside_a_running_event_loop():
+    with StubServer(StubSettings(answers=ANSWERS, correct_rate=1.0)) as server:
+        b = backend(server.url)
+
+        async def caller():
+            return b.generate([Request("What is 7*6?")], PARAMS)
+
+        out = asyncio.run(caller())
+    assert "\\boxed{42}" in out[0][0].text
