@@ -43,7 +43,6 @@ class EvalConfig(StrictModel):
     # grading and statistics
     grader_profile: Literal["strict", "lenient"] = "lenient"
     extract_style: str = "auto"
-    grade_workers: int = Field(default=1, ge=1)
     bootstrap: int = Field(default=1000, ge=100)
 
     def out_dir(self) -> str:

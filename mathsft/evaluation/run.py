@@ -1,0 +1,332 @@
+"""``run_eval``: generate, grade, score — resumable, one row per problem in ``results.jsonl``.
+
+The flow is: problems -> prompts -> backend (results graded and appended as each problem finishes, so a
+killed run loses nothing) -> metrics over every row of the problem set -> ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from mathsft import __version__
+from mathsft.config import save_resolved
+from mathsft.data import load_problems
+from mathsft.data.schema import Problem, content_hash
+from mathsft.errors import MathsftError
+from mathsft.evaluation.compare import read_results
+from mathsft.evaluation.config import EvalConfig
+from mathsft.evaluation.metrics import bootstrap_ci, ks_for, majority_vote, pass_at_k
+from mathsft.evaluation.prompts import build_prompt, fewshot_exemplars, get_template
+from mathsft.generation.base import Backend, Completion, Request, SamplingParams
+
+# settings that change what a row means: a resumed run must agree on all of them
+_IDENTITY_KEYS = (
+    "model", "dataset", "data_path", "split", "data_config", "backend", "prompt", "system", "chat",
+    "fewshot_path", "samples", "temperature", "top_p", "top_k", "max_new_tokens", "stop", "seed",
+    "grader_profile", "extract_style", "dtype",
+)  # fmt: skip
+
+
+def load_eval_problems(cfg: EvalConfig) -> list[Problem]:
+    """The problems ``cfg`` names: its ``limit`` first ones (``subset=first``) or a seeded, nested subset."""
+    seeded = cfg.subset == "seeded"
+    problems = load_problems(
+        cfg.dataset,
+        cfg.data_path,
+        split=cfg.split,
+        config=cfg.data_config,
+        limit=cfg.limit if seeded else None,
+        seed=cfg.seed,
+        skip_bad=cfg.skip_bad,
+    )
+    return problems if seeded or cfg.limit is None else problems[: cfg.limit]
+
+
+def sample_seed(base: int, problem_id: str) -> int:
+    """Per-problem seed: a resumed or re-batched problem draws exactly the same samples."""
+    digest = hashlib.sha256(f"{base}:{problem_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def build_prompts(cfg: EvalConfig, problems: list[Problem]) -> dict[str, Any]:
+    template = get_template(cfg.prompt)
+    exemplars = None
+    if template.fewshot and cfg.fewshot_path:
+        train = load_problems(cfg.dataset, cfg.fewshot_path, split="train", config=cfg.data_config)
+        exemplars = fewshot_exemplars(
+            template.fewshot, train, exclude={p.problem for p in problems}, seed=cfg.seed
+        )
+    return {
+        p.id: build_prompt(p, template, system=cfg.system, chat=cfg.chat, exemplars=exemplars)
+        for p in problems
+    }
+
+
+def grade_row(
+    cfg: EvalConfig, problem: Problem, prompt: Any, completions: list[Completion]
+) -> dict[str, Any]:
+    """One ``results.jsonl`` row: every sample graded, the problem's mean correctness and majority answer."""
+    from mathsft.grading import grade, is_equivalent
+
+    samples = []
+    for c in completions:
+        g = grade(c.text, problem.answer, profile=cfg.grader_profile, style=cfg.extract_style)
+        samples.append(
+            {
+                "response": c.text,
+                "extracted": g.extracted,
+                "answer_source": g.source,
+                "correct": g.correct,
+                "reason": g.reason,
+                "finish_reason": c.finish_reason,
+                "completion_tokens": c.completion_tokens,
+            }
+        )
+    winner, _ = majority_vote(
+        [s["extracted"] for s in samples], lambda x, y: is_equivalent(x, y, profile=cfg.grader_profile)
+    )
+    return {
+        "id": problem.id,
+        "prompt": prompt,
+        "gold": problem.answer,
+        "meta": problem.meta,
+        "samples": samples,
+        "correct": sum(s["correct"] for s in samples) / len(samples),
+        "majority": samples[winner]["extracted"] if winner is not None else None,
+        "majority_correct": samples[winner]["correct"] if winner is not None else False,
+    }
+
+
+def summarize(cfg: EvalConfig, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Metrics over per-problem rows (pure: the same rows give the same summary, CIs included)."""
+    n = len(rows)
+    scores = [float(r["correct"]) for r in rows]
+    samples = [s for r in rows for s in r["samples"]]
+    k_samples = min((len(r["samples"]) for r in rows), default=0)
+    summary: dict[str, Any] = {
+        "n": n,
+        "metric": "pass@1" if cfg.samples == 1 else f"pass@1 (mean of {cfg.samples} samples)",
+        "accuracy": sum(scores) / n if n else 0.0,
+        "correct_count": sum(bool(r["samples"][0]["correct"]) for r in rows),
+        "ci95": list(bootstrap_ci(scores, cfg.bootstrap, cfg.seed)),
+        # Formatted = the response stated its answer (boxed, ####, "the answer is"); a last number taken
+        # from a rambling or truncated response is graded, but it is not a format success.
+        "format_rate": _mean([s.get("answer_source") not in (None, "last-number") for s in samples]),
+        "answered_rate": _mean([s["extracted"] is not None for s in samples]),
+        "truncation_rate": _mean([s["finish_reason"] == "length" for s in samples]),
+        "mean_response_tokens": _mean([s["completion_tokens"] for s in samples]),
+        "samples_per_problem": cfg.samples,
+    }
+    if k_samples > 1:
+        summary["pass_at_k"] = {
+            str(k): _mean(
+                [pass_at_k(len(r["samples"]), sum(s["correct"] for s in r["samples"]), k) for r in rows]
+            )
+            for k in ks_for(k_samples)
+        }
+        summary["maj_at_k"] = {str(k_samples): _mean([bool(r["majority_correct"]) for r in rows])}
+        any_correct = [float(any(s["correct"] for s in r["samples"][:k_samples])) for r in rows]
+        summary["pass_at_k_ci95"] = {str(k_samples): list(bootstrap_ci(any_correct, cfg.bootstrap, cfg.seed))}
+    summary["breakdown"] = {
+        key: _breakdown(cfg, rows, key) for key in ("subject", "level") if _has(rows, key)
+    }
+    return summary
+
+
+def _mean(values: list[Any]) -> float:
+    return float(sum(values)) / len(values) if values else 0.0
+
+
+def _has(rows: list[dict[str, Any]], key: str) -> bool:
+    return any(key in (r.get("meta") or {}) for r in rows)
+
+
+def _breakdown(cfg: EvalConfig, rows: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    groups: dict[str, list[float]] = {}
+    for r in rows:
+        groups.setdefault(str((r.get("meta") or {}).get(key, "?")), []).append(float(r["correct"]))
+    return {
+        name: {"n": len(v), "accuracy": _mean(v), "ci95": list(bootstrap_ci(v, cfg.bootstrap, cfg.seed))}
+        for name, v in sorted(groups.items())
+    }
+
+
+def _check_resume(cfg: EvalConfig, out: Path) -> None:
+    """Refuse to mix rows of a different set-up into an existing results file."""
+    previous = out / "config.yaml"
+    if not (out / "results.jsonl").is_file() or not previous.is_file():
+        return
+    old = yaml.safe_load(previous.read_text(encoding="utf-8")) or {}
+    new = cfg.model_dump(mode="json")
+    changed = [k for k in _IDENTITY_KEYS if old.get(k) != new.get(k)]
+    if changed:
+        details = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
+        raise MathsftError(
+            f"{out} holds results of a different eval ({details}); use another --out or delete that folder"
+        )
+
+
+def versions() -> dict[str, str]:
+    import torch
+    import transformers
+
+    from mathsft.grading import GRADER_VERSION
+
+    return {
+        "mathsft": __version__,
+        "grader": GRADER_VERSION,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def make_eval_backend(cfg: EvalConfig) -> Backend:
+    from mathsft.generation import make_backend
+
+    options = dict(cfg.backend_options)
+    if cfg.backend == "hf":
+        options.setdefault("batch_size", cfg.batch_size)
+        options.setdefault("dtype", cfg.dtype)
+    return make_backend(cfg.backend, cfg.model, **options)
+
+
+def run_eval(
+    cfg: EvalConfig,
+    problems: list[Problem] | None = None,
+    backend: Backend | None = None,
+    console: Console | None = None,
+) -> dict[str, Any]:
+    """Evaluate ``cfg.model`` on ``problems`` (default: those ``cfg`` names) into ``cfg.out_dir()``.
+
+    Problems already in ``results.jsonl`` are not generated again. Returns the summary (also written).
+    """
+    console = console or Console(stderr=True)
+    start = time.perf_counter()
+    problems = problems if problems is not None else load_eval_problems(cfg)
+    if not problems:
+        raise MathsftError("no problems to evaluate")
+    if len({p.id for p in problems}) != len(problems):
+        raise MathsftError("problem ids are not unique; results are keyed by id")
+    out = Path(cfg.out_dir())
+    out.mkdir(parents=True, exist_ok=True)
+    _check_resume(cfg, out)
+    save_resolved(cfg, out)
+    results_path = out / "results.jsonl"
+    done = {r["id"] for r in read_results(out)} if results_path.is_file() else set()
+    wanted = {p.id for p in problems}
+    pending = [p for p in problems if p.id not in done]
+    prompts = build_prompts(cfg, pending)
+    params = SamplingParams(
+        max_new_tokens=cfg.max_new_tokens,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        top_k=cfg.top_k,
+        stop=tuple(cfg.stop),
+        seed=cfg.seed,
+    )
+    generated_tokens, gen_seconds = 0, 0.0
+    if pending:
+        own_backend = backend is None
+        backend = backend or make_eval_backend(cfg)
+        requests = [
+            Request(prompts[p.id], n=cfg.samples, seed=sample_seed(cfg.seed, p.id), key=p) for p in pending
+        ]
+        with results_path.open("a", encoding="utf-8") as sink, _progress(console) as progress:
+            task = progress.add_task(
+                f"eval {cfg.dataset}", total=len(wanted), completed=len(wanted) - len(pending)
+            )
+
+            def on_result(_: int, request: Request, completions: list[Completion]) -> None:
+                nonlocal generated_tokens
+                row = grade_row(cfg, request.key, request.prompt, completions)
+                sink.write(json.dumps(row, ensure_ascii=False) + "\n")
+                sink.flush()
+                generated_tokens += sum(c.completion_tokens for c in completions)
+                progress.advance(task)
+
+            t0 = time.perf_counter()
+            try:
+                backend.generate(requests, params, on_result=on_result)
+            finally:
+                gen_seconds = time.perf_counter() - t0
+                if own_backend:
+                    backend.close()
+    rows = [r for r in read_results(out) if r["id"] in wanted]
+    missing = wanted - {r["id"] for r in rows}
+    if missing:
+        raise MathsftError(
+            f"{len(missing)} problems got no result (e.g. {sorted(missing)[:3]}); rerun to resume"
+        )
+    order = {p.id: i for i, p in enumerate(problems)}
+    rows.sort(key=lambda r: order[r["id"]])
+    summary = {
+        "model": cfg.model,
+        "dataset": cfg.dataset,
+        "data_path": cfg.data_path,
+        "dataset_hash": content_hash(problems),
+        **summarize(cfg, rows),
+        "tokens_per_s": generated_tokens / gen_seconds if gen_seconds > 0 else _previous_rate(out),
+        "generated_tokens": generated_tokens,
+        "generation_s": gen_seconds,
+        "prompt_template": cfg.prompt,
+        "prompt_template_hash": get_template(cfg.prompt).digest(),
+        "sampling": params.__dict__ | {"stop": list(params.stop), "n": cfg.samples},
+        "grader_profile": cfg.grader_profile,
+        "backend": cfg.backend,
+        "elapsed_s": time.perf_counter() - start,
+        "versions": versions(),
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    console.print(summary_line(summary), highlight=False, soft_wrap=True)
+    return summary
+
+
+def _previous_rate(out: Path) -> float:
+    """Throughput of the run that generated the rows, when this call only re-scored them."""
+    path = out / "summary.json"
+    return (
+        float(json.loads(path.read_text(encoding="utf-8")).get("tokens_per_s", 0.0))
+        if path.is_file()
+        else 0.0
+    )
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def summary_line(s: dict[str, Any]) -> str:
+    lo, hi = s["ci95"]
+    sampling = s["sampling"]
+    return (
+        f"model={s['model']} dataset={s['dataset']} n={s['n']} max_new_tokens={sampling['max_new_tokens']} "
+        f"temperature={sampling['temperature']} metric={s['metric']} score={s['accuracy']:.4f} "
+        f"({s['correct_count']}/{s['n']}) 95% CI [{lo:.3f}, {hi:.3f}] format_rate={s['format_rate']:.3f} "
+        f"truncated={s['truncation_rate']:.3f} tokens/s={s['tokens_per_s']:.1f}"
+    )
