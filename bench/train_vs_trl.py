@@ -1,0 +1,209 @@
+"""SFT throughput and peak memory: mathsft vs TRL's SFTTrainer on the same 256 GSM8K examples.
+
+Same model (bundled SmolLM2-135M-Instruct), batch 8, max length 512, lr, precision and completion-only loss.
+Each run is its own subprocess so its peak RSS is measured alone (``os.wait4``). Supervised tokens/s
+excludes the first (warm-up) step; for TRL it is the supervised tokens of the examples each step consumed
+(counted with mathsft's tokenization: response + end-of-turn) over its measured step time.
+
+    .venv/bin/python bench/train_vs_trl.py --steps 6
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k" / "train.jsonl"
+BATCH, MAX_LENGTH, LR, N = 8, 512, 3e-5, 256
+
+
+def examples():
+    from mathsft.data import load_problems
+    from mathsft.training import problems_to_examples
+
+    return problems_to_examples(load_problems("gsm8k", DATA, limit=N))
+
+
+def run_mathsft(
+    precision: str, steps: int, out: Path, micro_batch_tokens: int | None, checkpointing: bool
+) -> dict:
+    from mathsft.training import TrainConfig, train
+
+    cfg = TrainConfig(
+        model="smollm2-135m",
+        out=str(out / "run"),
+        max_steps=steps,
+        batch_size=BATCH,
+        max_length=MAX_LENGTH,
+        lr=LR,
+        dtype=precision,
+        schedule="constant",
+        keep_last=1,
+        micro_batch_tokens=micro_batch_tokens,
+        gradient_checkpointing=checkpointing,
+    )
+    run = train(cfg, examples=examples())
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()][1:]
+    seconds = sum(r["train/step_s"] for r in rows)
+    return {
+        "supervised_tokens_per_s": sum(r["train/supervised_tokens"] for r in rows) / seconds,
+        "tokens_per_s": sum(r["train/tokens"] for r in rows) / seconds,
+        "s_per_step": seconds / len(rows),
+        "mfu": sum(r["train/mfu"] for r in rows) / len(rows),
+        "peak_flops": json.loads((run / "preflight.json").read_text())["peak_flops"],
+    }
+
+
+def run_trl(precision: str, steps: int, out: Path, packing: bool) -> dict:
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    from mathsft.models import load_tokenizer, resolve_model
+    from mathsft.training.tokenize import tokenize_example
+
+    exs = examples()
+    tokenizer = load_tokenizer("smollm2-135m", padding_side="right")
+    supervised = {e.id: int(tokenize_example(tokenizer, e).supervised.sum()) for e in exs}
+    rows = [{"id": e.id, "prompt": e.messages[:-1], "completion": e.messages[-1:]} for e in exs]
+    times: list[float] = []
+
+    class Timer(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):
+            self.t0 = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            times.append(time.perf_counter() - self.t0)
+
+    model = AutoModelForCausalLM.from_pretrained(resolve_model("smollm2-135m"), dtype=torch.float32)
+    args = SFTConfig(
+        output_dir=str(out / "trl"),
+        per_device_train_batch_size=BATCH,
+        max_length=MAX_LENGTH,
+        learning_rate=LR,
+        max_steps=steps,
+        lr_scheduler_type="constant",
+        completion_only_loss=True,
+        packing=packing,
+        bf16=precision == "bf16",
+        use_cpu=True,
+        save_strategy="no",
+        report_to=[],
+        logging_steps=1,
+        seed=0,
+        dataloader_num_workers=0,
+        remove_unused_columns=True,
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        callbacks=[Timer()],
+    )
+    order = list(trainer.get_train_dataloader().sampler)  # the examples TRL draws, in order
+    trainer.train()
+    measured = times[1:]
+    if packing:  # packed rows hold parts of several examples: supervised tokens per step from the mean
+        per_step = sum(supervised.values()) / N * BATCH
+        sup = per_step * len(measured)
+    else:
+        ids = [exs[i].id for i in order[: steps * BATCH]]
+        sup = sum(supervised[i] for i in ids[BATCH:])
+    return {"supervised_tokens_per_s": sup / sum(measured), "s_per_step": sum(measured) / len(measured)}
+
+
+def worker(args: argparse.Namespace) -> None:
+    out = Path(args.out)
+    if args.worker == "mathsft":
+        result = run_mathsft(
+            args.precision, args.steps, out, args.micro_batch_tokens, args.gradient_checkpointing
+        )
+    else:
+        result = run_trl(args.precision, args.steps, out, packing=args.worker == "trl-packed")
+    (out / "result.json").write_text(json.dumps(result))
+
+
+def spawn(name: str, precision: str, steps: int, micro_batch_tokens: int | None, checkpointing: bool) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [
+            sys.executable,
+            __file__,
+            "--worker",
+            name,
+            "--precision",
+            precision,
+            "--steps",
+            str(steps),
+            "--out",
+            tmp,
+        ]
+        if checkpointing:
+            cmd.append("--gradient-checkpointing")
+        if micro_batch_tokens:
+            cmd += ["--micro-batch-tokens", str(micro_batch_tokens)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        stderr = proc.stderr.read() if proc.stderr else ""
+        if status != 0:
+            raise SystemExit(f"{name} {precision} failed:\n{stderr[-3000:]}")
+        result = json.loads((Path(tmp) / "result.json").read_text())
+    return {"name": name, "precision": precision, "peak_rss_gb": usage.ru_maxrss / 1e6, **result}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
+    parser.add_argument("--runs", nargs="+", default=["mathsft", "trl-padded", "trl-packed"])
+    parser.add_argument(
+        "--micro-batch-tokens",
+        type=int,
+        help="mathsft: token budget per forward/backward (gradient accumulation inside a step; less memory)",
+    )
+    parser.add_argument(
+        "--gradient-checkpointing", action="store_true", help="mathsft: recompute activations"
+    )
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--precision", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args)
+    if not DATA.is_file():
+        raise SystemExit(f"needs {DATA}")
+    print(f"{'run':<12} {'prec':<5} {'sup tok/s':>10} {'s/step':>7} {'peak RSS GB':>12} {'MFU':>6}")
+    for precision in args.precisions:
+        results = [
+            spawn(name, precision, args.steps, args.micro_batch_tokens, args.gradient_checkpointing)
+            for name in args.runs
+        ]
+        for r in results:
+            mfu = f"{r['mfu']:.1%}" if "mfu" in r else "-"
+            print(
+                f"{r['name']:<12} {precision:<5} {r['supervised_tokens_per_s']:>10.1f} {r['s_per_step']:>7.2f} "
+                f"{r['peak_rss_gb']:>12.2f} {mfu:>6}",
+                flush=True,
+            )
+        ours = next((r for r in results if r["name"] == "mathsft"), None)
+        trl = [r for r in results if r["name"].startswith("trl")]
+        if ours and trl:
+            best = max(trl, key=lambda r: r["supervised_tokens_per_s"])
+            print(
+                f"  {precision}: mathsft / best TRL ({best['name']}): "
+                f"{ours['supervised_tokens_per_s'] / best['supervised_tokens_per_s']:.2f}x supervised tokens/s, "
+                f"{ours['peak_rss_gb'] / min(r['peak_rss_gb'] for r in trl):.2f}x the lowest TRL peak RSS"
+            )
+        if ours:
+            print(f"  peak: {ours['peak_flops'] / 1e9:.0f} GFLOP/s measured {precision} matmul")
+
+
+if __name__ == "__main__":
+    main()

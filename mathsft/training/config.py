@@ -1,0 +1,109 @@
+"""``TrainConfig``: what ``mathsft train`` (and the ``train:`` section of an experiment) runs."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from mathsft.config import StrictModel
+from mathsft.models import DEFAULT_MODEL
+
+
+class LoraConfig(StrictModel):
+    """Low-rank adapters through peft; checkpoints still hold merged, plain HF weights."""
+
+    r: int = Field(default=16, ge=1)
+    alpha: float = 32.0
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    target_modules: list[str] | str = "all-linear"
+
+
+class LogConfig(StrictModel):
+    """Optional trackers beside ``metrics.jsonl`` (which is always written)."""
+
+    tensorboard: bool = False
+    wandb: bool = False
+    wandb_project: str = "mathsft"
+    wandb_mode: Literal["offline", "online"] = "offline"
+    progress: bool = True  # a rich progress bar with loss and ETA
+
+
+class TrainConfig(StrictModel):
+    model: str = DEFAULT_MODEL
+    out: str | None = None  # default runs/train
+
+    # data: an SFT file ({prompt, response} / {prompt, completion} / {messages}), or a problem dataset whose
+    # reference solutions are rendered through ``prompt`` (e.g. dataset=gsm8k)
+    data: str | None = None
+    dataset: str = "sft"
+    limit: int | None = Field(default=None, ge=1)
+    val_data: str | None = (
+        None  # problems to validate on (generation accuracy, and loss when they have solutions)
+    )
+    val_dataset: str = "gsm8k"
+    val_limit: int | None = Field(default=None, ge=1)
+
+    # optimization
+    epochs: float = Field(default=1.0, gt=0)
+    max_steps: int | None = Field(default=None, ge=1)  # overrides epochs
+    lr: float = Field(default=1e-5, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-8
+    schedule: Literal["constant", "linear", "cosine"] = "cosine"
+    warmup_steps: int = Field(default=0, ge=0)
+    warmup_ratio: float = Field(default=0.0, ge=0, le=1)
+    min_lr_ratio: float = Field(
+        default=0.0, ge=0, le=1
+    )  # floor of the linear/cosine decay, as a fraction of lr
+    grad_clip: float | None = Field(default=1.0, gt=0)
+    loss_average: Literal["token", "sequence"] = (
+        "token"  # mean over supervised tokens of the step, or per sequence
+    )
+
+    # batching
+    batch_size: int = Field(default=8, ge=1)  # examples per optimizer step
+    micro_batch_tokens: int | None = Field(default=None, ge=1)  # token budget per forward/backward
+    grad_accum: int | None = Field(
+        default=None, ge=1
+    )  # or: split each step's examples into this many micro-batches
+    max_length: int = Field(default=2048, ge=2)
+    overlong: Literal["drop", "truncate"] = "drop"
+    mask: Literal["completion", "assistant_with_header", "all"] = "completion"
+    packing: bool = True  # padding-free: one row per micro-batch, positions restart per example
+    prompt: str = "qwen-boxed"  # prompt template for problems (training targets and validation)
+
+    # numerics and memory
+    dtype: Literal["fp32", "bf16"] = "fp32"  # bf16 = autocast (weights and optimizer state stay fp32)
+    gradient_checkpointing: bool = False
+    lora: LoraConfig | None = None
+    device: str = "auto"  # auto: cuda when available, else cpu
+    seed: int = 0
+    peak_tflops: float | None = Field(default=None, gt=0)  # MFU denominator; None = measured matmul peak
+
+    # checkpoints and validation
+    save_every: int | None = Field(default=None, ge=1)  # plus always the final step
+    keep_last: int | None = Field(default=2, ge=1)  # step checkpoints kept (the best one is always kept)
+    eval_every: int | None = Field(default=None, ge=1)  # validation loss + accuracy; the final step always
+    val_max_new_tokens: int = Field(default=512, ge=1)
+    val_batch_size: int = Field(default=16, ge=1)
+
+    log: LogConfig = Field(default_factory=LogConfig)
+    log_every: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        if self.micro_batch_tokens is not None and self.grad_accum is not None:
+            raise ValueError("give micro_batch_tokens or grad_accum, not both")
+        if self.micro_batch_tokens is not None and self.micro_batch_tokens < self.max_length:
+            raise ValueError(
+                f"micro_batch_tokens ({self.micro_batch_tokens}) must hold one example of max_length "
+                f"({self.max_length})"
+            )
+        if self.grad_accum is not None and self.grad_accum > self.batch_size:
+            raise ValueError(f"grad_accum ({self.grad_accum}) cannot exceed batch_size ({self.batch_size})")
+        return self
+
+    def out_dir(self) -> str:
+        return self.out or "runs/train"

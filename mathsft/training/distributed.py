@@ -1,0 +1,201 @@
+"""One process or many (``torchrun``): the few places where training differs.
+
+Under ``torchrun`` the model is sharded with FSDP2 (``fully_shard`` per decoder layer, then the root), each
+step's examples are dealt to ranks balancing tokens, the loss is normalized by the global supervised-token
+count (all-reduced before the first backward), rank 0 logs and writes the HF export, and resume state is
+saved with ``torch.distributed.checkpoint`` (sharded, same world size).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as tdist
+
+from mathsft.errors import MathsftError
+from mathsft.training import checkpoint as ckpt
+from mathsft.training.tokenize import Tokenized
+
+
+def balance(rows: list[Tokenized], world: int) -> list[list[int]]:
+    """Deal row indices to ``world`` ranks, longest first to the rank with fewest tokens (deterministic)."""
+    loads = [0] * world
+    counts = [0] * world
+    parts: list[list[int]] = [[] for _ in range(world)]
+    for i in sorted(range(len(rows)), key=lambda i: (-len(rows[i]), i)):
+        rank = min(range(world), key=lambda r: (loads[r], counts[r], r))
+        parts[rank].append(i)
+        loads[rank] += len(rows[i])
+        counts[rank] += 1
+    return [sorted(p) for p in parts]
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @classmethod
+    def from_env(cls) -> Dist:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world == 1:
+            return cls()
+        cuda = torch.cuda.is_available()
+        if not tdist.is_initialized():
+            tdist.init_process_group("nccl" if cuda else "gloo")
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        device = torch.device(f"cuda:{local}") if cuda else torch.device("cpu")
+        if cuda:
+            torch.cuda.set_device(device)
+        return cls(tdist.get_rank(), world, device)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def close(self) -> None:
+        if self.world > 1 and tdist.is_initialized():
+            tdist.destroy_process_group()
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            tdist.barrier()
+
+    # -- model ------------------------------------------------------------------------------------------
+
+    def wrap(self, model: Any) -> Any:
+        if self.world == 1:
+            return model
+        from torch.distributed.fsdp import fully_shard
+
+        if hasattr(model, "peft_config"):
+            raise MathsftError("LoRA under torchrun is not supported yet: train LoRA in one process")
+        for layer in model.get_decoder().layers:
+            fully_shard(layer)
+        fully_shard(model)
+        return model
+
+    def clip_grad_norm(self, model: Any, max_norm: float | None) -> float:
+        params = [p for p in model.parameters() if p.grad is not None]
+        norm = torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm is not None else float("inf"))
+        if hasattr(norm, "full_tensor"):
+            norm = norm.full_tensor()
+        return float(norm)
+
+    # -- data and reductions ----------------------------------------------------------------------------
+
+    def shard_rows(self, rows: list[Tokenized]) -> list[Tokenized]:
+        if self.world == 1:
+            return rows
+        if len(rows) < self.world:
+            raise MathsftError(f"batch_size must be at least the number of processes ({self.world})")
+        return [rows[i] for i in balance(rows, self.world)[self.rank]]
+
+    def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        if self.world == 1:
+            return tensor
+        tensor = tensor.clone()
+        tdist.all_reduce(tensor)
+        return tensor
+
+    def mean_over_ranks(self, value: float) -> float:
+        return float(self.all_reduce_sum(torch.tensor([value], dtype=torch.float64))[0]) / self.world
+
+    def broadcast_float(self, value: float) -> float:
+        if self.world == 1:
+            return value
+        t = torch.tensor([value], dtype=torch.float64)
+        tdist.broadcast(t, 0)
+        return float(t[0])
+
+    # -- checkpoints ------------------------------------------------------------------------------------
+
+    def save(
+        self, folder: Path, name: str, model: Any, tokenizer: Any, optimizer: Any, state: dict[str, Any]
+    ) -> Path:
+        if self.world == 1:
+            state = {**state, "optimizer": optimizer.state_dict()}
+            if hasattr(model, "peft_config"):
+                state["trainable"] = {
+                    n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad
+                }
+            return ckpt.save_checkpoint(folder, name, model, tokenizer, state)
+        return self._save_sharded(folder, name, model, tokenizer, optimizer, state)
+
+    def load(self, path: Path, model: Any, optimizer: Any) -> dict[str, Any]:
+        if self.world == 1:
+            state = ckpt.load_trainer_state(path)
+            if "trainable" in state:
+                model.load_state_dict(state["trainable"], strict=False)
+            else:
+                ckpt.load_weights(model, path)
+            optimizer.load_state_dict(state["optimizer"])
+            return state
+        return self._load_sharded(path, model, optimizer)
+
+    def _save_sharded(
+        self, folder: Path, name: str, model: Any, tokenizer: Any, optimizer: Any, state: dict[str, Any]
+    ) -> Path:
+        import torch.distributed.checkpoint as dcp
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions,
+            get_model_state_dict,
+            get_optimizer_state_dict,
+        )
+        from transformers import AutoModelForCausalLM
+
+        tmp, target = folder / f".tmp-{name}", folder / name
+        if self.is_main:
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        self.barrier()
+        sharded = {"model": get_model_state_dict(model), "optim": get_optimizer_state_dict(model, optimizer)}
+        dcp.save(sharded, checkpoint_id=str(tmp / "dcp"))
+        full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        torch.save(ckpt.rng_state(), tmp / f"rng-rank{self.rank}.pt")
+        self.barrier()
+        if self.is_main:
+            with torch.device("meta"):
+                plain = AutoModelForCausalLM.from_config(model.config, dtype=torch.float32)
+            plain.load_state_dict(full, assign=True)
+            plain.tie_weights()
+            plain.generation_config = model.generation_config
+            plain.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)
+            torch.save({**state, "world_size": self.world}, tmp / ckpt.STATE_FILE)
+            if target.exists():
+                import shutil
+
+                shutil.rmtree(target)
+            tmp.rename(target)
+        self.barrier()
+        return target
+
+    def _load_sharded(self, path: Path, model: Any, optimizer: Any) -> dict[str, Any]:
+        import torch.distributed.checkpoint as dcp
+        from torch.distributed.checkpoint.state_dict import (
+            get_model_state_dict,
+            get_optimizer_state_dict,
+            set_model_state_dict,
+            set_optimizer_state_dict,
+        )
+
+        state = ckpt.load_trainer_state(path)
+        if state.get("world_size") != self.world:
+            raise MathsftError(
+                f"{path} was saved by {state.get('world_size', 1)} process(es); resume with the same number "
+                f"(this run has {self.world})"
+            )
+        sharded = {"model": get_model_state_dict(model), "optim": get_optimizer_state_dict(model, optimizer)}
+        dcp.load(sharded, checkpoint_id=str(path / "dcp"))
+        set_model_state_dict(model, sharded["model"])
+        set_optimizer_state_dict(model, optimizer, sharded["optim"])
+        state["rng"] = torch.load(path / f"rng-rank{self.rank}.pt", weights_only=False)
+        return state

@@ -1,0 +1,484 @@
+"""``train``: the explicit SFT loop.
+
+One optimizer step takes ``batch_size`` examples in a seeded per-epoch order, splits them into micro-batches
+(packed by default), and weights every supervised token by ``1 / (supervised tokens of the whole step)``
+before the first backward, so accumulation never changes the update. Checkpoints are plain HF directories;
+rerunning the same command resumes from the newest one with the same optimizer, scheduler, RNG and data
+position, and ends with the weights an uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from mathsft.config import save_resolved
+from mathsft.data.schema import Problem, SFTExample, content_hash
+from mathsft.errors import MathsftError
+from mathsft.evaluation.prompts import get_template
+from mathsft.models import load_tokenizer, resolve_model
+from mathsft.training import checkpoint as ckpt
+from mathsft.training.config import TrainConfig
+from mathsft.training.data import load_training_examples, load_val_problems, problems_to_examples
+from mathsft.training.distributed import Dist
+from mathsft.training.loss import step_loss, target_weights
+from mathsft.training.metrics import MetricsLog, measured_peak_flops, model_flops
+from mathsft.training.packing import Batch, collate, micro_batches, register_packed_attention
+from mathsft.training.preflight import write_preflight
+from mathsft.training.tokenize import Tokenized, chat_template_digest, render, tokenize_cached
+from mathsft.training.validate import validation_accuracy, validation_loss
+
+log = logging.getLogger("mathsft.training")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Pure pieces: schedule, data order, parameter groups
+
+
+def lr_lambda(schedule: str, warmup: int, total: int, min_ratio: float) -> Callable[[int], float]:
+    """Multiplier of ``lr`` at (0-based) step ``s``: linear warmup from 1/(warmup+1), then the decay."""
+
+    def f(s: int) -> float:
+        if s < warmup:
+            return (s + 1) / (warmup + 1)
+        if schedule == "constant":
+            return 1.0
+        progress = min(1.0, (s - warmup) / max(1, total - warmup))
+        decay = 0.5 * (1 + math.cos(math.pi * progress)) if schedule == "cosine" else 1 - progress
+        return min_ratio + (1 - min_ratio) * decay
+
+    return f
+
+
+def total_steps(cfg: TrainConfig, n: int) -> int:
+    return cfg.max_steps or max(1, math.ceil(cfg.epochs * math.ceil(n / cfg.batch_size)))
+
+
+def step_indices(step: int, n: int, batch_size: int, seed: int) -> list[int]:
+    """Examples of (0-based) ``step``: a seeded permutation per epoch, so the data position is just the step."""
+    per_epoch = math.ceil(n / batch_size)
+    epoch, k = divmod(step, per_epoch)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+    return order[k * batch_size : (k + 1) * batch_size].tolist()
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on matrices only (not norms, biases)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    rest = [p for p in params if p.ndim < 2]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+
+
+def validation_steps(cfg: TrainConfig, total: int) -> list[int]:
+    every = cfg.eval_every or total
+    return sorted({*range(every, total + 1, every), total})
+
+
+# ----------------------------------------------------------------------------------------------------
+# Setup
+
+
+@dataclass
+class Setup:
+    model: Any
+    tokenizer: Any
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    device: torch.device
+    body_params: int
+
+
+def pick_device(spec: str) -> torch.device:
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(spec)
+
+
+def build(cfg: TrainConfig, total: int, dist: Dist) -> Setup:
+    from transformers import AutoModelForCausalLM
+
+    device = dist.device if dist.world > 1 else pick_device(cfg.device)
+    tokenizer = load_tokenizer(cfg.model, padding_side="right")
+    attn = register_packed_attention() if cfg.packing else "sdpa"
+    torch.manual_seed(cfg.seed)
+    model = AutoModelForCausalLM.from_pretrained(
+        resolve_model(cfg.model), dtype=torch.float32, attn_implementation=attn
+    )
+    model.to(device)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+    if cfg.lora is not None:
+        try:
+            from peft import LoraConfig, get_peft_model
+        except ImportError:
+            raise MathsftError("lora needs the peft package: pip install 'mathsft[lora]'") from None
+        lora = cfg.lora
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules
+            ),
+        )
+    model.train()
+    embed = {id(p) for p in model.get_input_embeddings().parameters()}
+    embed |= {id(p) for p in model.get_output_embeddings().parameters()}
+    body = sum(p.numel() for p in model.parameters() if id(p) not in embed)
+    model = dist.wrap(model)
+    fused = device.type in {"cpu", "cuda"}
+    optimizer = torch.optim.AdamW(
+        param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.adam_betas, eps=cfg.adam_eps, fused=fused
+    )
+    warmup = cfg.warmup_steps or math.ceil(cfg.warmup_ratio * total)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_lambda(cfg.schedule, warmup, total, cfg.min_lr_ratio)
+    )
+    return Setup(model, tokenizer, optimizer, scheduler, device, body)
+
+
+def autocast_for(
+    cfg: TrainConfig, device: torch.device
+) -> Callable[[], contextlib.AbstractContextManager[Any]]:
+    if cfg.dtype == "bf16":
+        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
+def versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {}
+    for name in ("mathsft", "torch", "transformers", "peft"):
+        with contextlib.suppress(md.PackageNotFoundError):
+            out[name] = md.version(name)
+    return out
+
+
+def claim_run_dir(cfg: TrainConfig, out: Path) -> None:
+    """A rerun resumes only the same run: a different config in ``out`` is an error, not a silent mix."""
+    path = out / "config.yaml"
+    if not path.is_file():
+        return
+    old = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    new = cfg.model_dump(mode="json")
+    changed = sorted(k for k in set(old) | set(new) if k != "log" and old.get(k) != new.get(k))
+    if changed:
+        raise MathsftError(
+            f"{out} holds a training run with a different config (changed: {', '.join(changed)}); "
+            "use another --out, or delete it to start over"
+        )
+
+
+def padding_fraction(items: list[Tokenized], cfg: TrainConfig, total: int) -> float:
+    """Padding share of the first epoch's micro-batches (0 when packed)."""
+    if cfg.packing:
+        return 0.0
+    real = slots = 0
+    for step in range(min(total, math.ceil(len(items) / cfg.batch_size))):
+        rows = [items[i] for i in step_indices(step, len(items), cfg.batch_size, cfg.seed)]
+        for group in micro_batches(rows, False, cfg.micro_batch_tokens, cfg.grad_accum):
+            real += sum(len(r) for r in group)
+            slots += max(len(r) for r in group) * len(group)
+    return 1 - real / max(slots, 1)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The loop
+
+
+@dataclass
+class StepCounts:
+    loss: float  # the optimized objective of the step (mean CE per supervised token, or per sequence)
+    targets: int  # supervised tokens, all ranks
+    tokens: int  # real tokens, all ranks
+    slots: int  # tokens + padding, all ranks
+    local_targets: int
+
+
+def backward_step(
+    model: Any, batches: list[Batch], average: str, device: torch.device, autocast: Any, dist: Dist
+) -> StepCounts:
+    """Accumulate the gradient of one optimizer step over its micro-batches (and ranks).
+
+    The step's supervised-token (and sequence) totals are summed over ranks before the first backward,
+    so every token weighs the same however the step is split."""
+    local = torch.tensor(
+        [
+            sum(b.num_targets for b in batches),
+            sum(int((b.target_seq.bincount() > 0).sum()) for b in batches),
+            sum(b.num_tokens for b in batches),
+            sum(b.num_slots for b in batches),
+        ],
+        dtype=torch.float64,
+    )
+    targets, seqs, tokens, slots = (int(x) for x in dist.all_reduce_sum(local).tolist())
+    loss_value = torch.zeros(1, dtype=torch.float64)
+    for batch in batches:
+        weights = target_weights(batch, average, targets, seqs).to(device)
+        with autocast():
+            ce = step_loss(model, batch, device)
+        loss = (ce * weights).sum()
+        (loss * dist.world).backward()  # FSDP averages gradients over ranks: undo the 1/world
+        loss_value += loss.detach().double().cpu()
+    total_loss = float(dist.all_reduce_sum(loss_value)[0])
+    return StepCounts(total_loss, targets, tokens, slots, int(local[0]))
+
+
+def train(
+    cfg: TrainConfig, examples: list[SFTExample] | None = None, val_problems: list[Problem] | None = None
+) -> Path:
+    """Train (or resume, or return a finished run) into ``cfg.out``; returns the run directory."""
+    dist = Dist.from_env()
+    try:
+        return _train(cfg, examples, val_problems, dist)
+    finally:
+        dist.close()
+
+
+def _train(
+    cfg: TrainConfig, examples: list[SFTExample] | None, val_problems: list[Problem] | None, dist: Dist
+) -> Path:
+    out = Path(cfg.out_dir())
+    folder = out / "checkpoints"
+    claim_run_dir(cfg, out)
+    if (folder / ckpt.FINAL / "config.json").is_file():
+        log.info("%s is complete (checkpoints/final exists)", out)
+        return out
+    examples = load_training_examples(cfg) if examples is None else examples
+    val_problems = load_val_problems(cfg) if val_problems is None else val_problems
+    if not examples:
+        raise MathsftError("no training examples")
+
+    tokenizer = load_tokenizer(cfg.model, padding_side="right")
+    items, stats, cache_key = tokenize_cached(tokenizer, examples, cfg.max_length, cfg.mask, cfg.overlong)
+    if not items:
+        raise MathsftError(
+            f"every example is longer than max_length={cfg.max_length} ({stats.dropped_overlong} dropped, "
+            f"{stats.truncated} truncated): raise max_length or use overlong=truncate"
+        )
+    val_rows: list[Tokenized] = []
+    if val_problems:
+        with_solution = [p for p in val_problems if p.solution.strip()]
+        val_rows, _, _ = tokenize_cached(
+            tokenizer, problems_to_examples(with_solution, cfg.prompt), cfg.max_length, cfg.mask, "truncate"
+        )
+    total = total_steps(cfg, len(items))
+    setup = build(cfg, total, dist)
+    model, optimizer, scheduler, device = setup.model, setup.optimizer, setup.scheduler, setup.device
+    autocast = autocast_for(cfg, device)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+    start_step = 0
+    best = ckpt.read_best(folder)
+    latest = ckpt.latest_checkpoint(folder)
+    if latest is not None:
+        state = dist.load(latest, model, optimizer)
+        scheduler.load_state_dict(state["scheduler"])
+        ckpt.set_rng_state(state["rng"])
+        start_step = state["step"]
+        log.info("resuming from %s (step %d of %d)", latest, start_step, total)
+
+    peak = 0.0
+    if dist.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        save_resolved(cfg, out)
+        hashes = {
+            "chat_template_hash": chat_template_digest(tokenizer),
+            "prompt_template_hash": get_template(cfg.prompt).digest(),
+        }
+        manifest = {
+            "model": cfg.model,
+            "model_dir": str(resolve_model(cfg.model)),
+            "data": {
+                "source": cfg.data or "in-memory",
+                "dataset": cfg.dataset,
+                "hash": content_hash(examples),
+                "count": len(examples),
+            },
+            "val": {
+                "count": len(val_problems or []),
+                "hash": content_hash(val_problems) if val_problems else None,
+            },
+            "tokenization": {"cache_key": cache_key, **stats.to_dict()},
+            "total_steps": total,
+            "world_size": dist.world,
+            "versions": versions(),
+            **hashes,
+        }
+        (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        first = next(e for e in examples if e.id == items[0].example_id)
+        parts = render(tokenizer, first)
+        peak = cfg.peak_tflops * 1e12 if cfg.peak_tflops else measured_peak_flops(device.type, cfg.dtype)
+        report = write_preflight(
+            out,
+            tokenizer,
+            items,
+            stats,
+            parts.response,
+            parts.end_of_turn,
+            padding_fraction(items, cfg, total),
+            hashes,
+            {
+                "max_length": cfg.max_length,
+                "mask": cfg.mask,
+                "packing": cfg.packing,
+                "prompt": cfg.prompt,
+                "total_steps": total,
+                "peak_flops": peak,
+                "peak_source": "stated" if cfg.peak_tflops else "measured matmul",
+            },
+        )
+        log.info(
+            "preflight: %d examples kept of %d, %.1f%% supervised tokens, %d steps (%s)",
+            stats.kept,
+            stats.examples,
+            100 * report["supervised_fraction"],
+            total,
+            out / "preflight.md",
+        )
+    peak = dist.broadcast_float(peak if dist.is_main else 0.0)
+
+    metrics = MetricsLog(out, cfg.log, start_step, cfg.model_dump(mode="json")) if dist.is_main else None
+    to_validate = validation_steps(cfg, total) if (val_rows or val_problems) else []
+    saves = set(range(cfg.save_every, total, cfg.save_every)) if cfg.save_every else set()
+
+    def save(step: int, name: str) -> Path:
+        state = {
+            "step": step,
+            "scheduler": scheduler.state_dict(),
+            "rng": ckpt.rng_state(),
+            "data": {"order": "seeded permutation per epoch", "seed": cfg.seed, "examples": len(items)},
+        }
+        path = dist.save(folder, name, model, tokenizer, optimizer, state)
+        if dist.is_main:
+            ckpt.prune(folder, cfg.keep_last, {best["checkpoint"]} if best else set())
+        return path
+
+    model.train()
+    with _progress(cfg, dist, total, start_step) as advance:
+        for step in range(start_step, total):
+            rows = [items[i] for i in step_indices(step, len(items), cfg.batch_size, cfg.seed)]
+            rows = dist.shard_rows(rows)
+            t0 = time.perf_counter()
+            batches = [
+                collate(g, cfg.packing, pad_id)
+                for g in micro_batches(rows, cfg.packing, cfg.micro_batch_tokens, cfg.grad_accum)
+            ]
+            counts = backward_step(model, batches, cfg.loss_average, device, autocast, dist)
+            grad_norm = dist.clip_grad_norm(model, cfg.grad_clip)
+            lr = scheduler.get_last_lr()[0]
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            elapsed = time.perf_counter() - t0
+            done = step + 1
+            lens = [len(r) for r in rows]
+            local_flops = model_flops(
+                _config(model), setup.body_params, sum(lens), counts.local_targets, lens
+            )
+            flops = float(dist.all_reduce_sum(torch.tensor([local_flops], dtype=torch.float64))[0])
+            row = {
+                "train_step": done,
+                "train/loss": counts.loss,
+                "train/lr": lr,
+                "train/grad_norm": grad_norm,
+                "train/tokens": counts.tokens,
+                "train/tokens_per_s": counts.tokens / elapsed,
+                "train/supervised_tokens": counts.targets,
+                "train/supervised_tokens_per_s": counts.targets / elapsed,
+                "train/padding_fraction": 1 - counts.tokens / max(counts.slots, 1),
+                "train/mfu": flops / elapsed / (peak * dist.world),
+                "train/step_s": elapsed,
+                "train/epoch": done * cfg.batch_size / len(items),
+            }
+            if metrics is not None and (done % cfg.log_every == 0 or done == total):
+                metrics.write(row)
+            advance(counts.loss)
+
+            name = ckpt.FINAL if done == total else ckpt.step_name(done)
+            if done in to_validate:
+                path = save(done, name)  # the eval loads the checkpoint
+                val_row, best = _validate(
+                    cfg, model, path, done, val_rows, val_problems, pad_id, device, autocast, dist, best
+                )
+                val_row["eval_step"] = to_validate.index(done) + 1
+                if metrics is not None:
+                    metrics.write(val_row)
+            elif done == total or done in saves:
+                save(done, name)
+    if metrics is not None:
+        metrics.close()
+    return out
+
+
+def _config(model: Any) -> Any:
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return inner.config
+
+
+def _validate(
+    cfg: TrainConfig,
+    model: Any,
+    path: Path,
+    step: int,
+    val_rows: list[Tokenized],
+    val_problems: list[Problem] | None,
+    pad_id: int,
+    device: torch.device,
+    autocast: Any,
+    dist: Dist,
+    best: dict[str, Any] | None,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Validation loss and generation accuracy of the checkpoint ``path``; updates ``best.json``."""
+    row: dict[str, Any] = {"train_step": step}
+    if val_rows:
+        loss = validation_loss(model, dist.shard_rows(val_rows), cfg, pad_id, device, autocast)
+        row["eval/loss"] = dist.mean_over_ranks(loss)
+    if val_problems and dist.is_main:
+        summary = validation_accuracy(
+            path, val_problems, cfg, path.parents[1] / "validation" / ckpt.step_name(step)
+        )
+        row["eval/accuracy"] = summary["accuracy"]
+        row["eval/ci95"] = summary["ci95"]
+        if best is None or summary["accuracy"] > best["accuracy"]:
+            best = {
+                "step": step,
+                "checkpoint": path.name,
+                "accuracy": summary["accuracy"],
+                "ci95": summary["ci95"],
+            }
+            ckpt.write_best(path.parent, best)
+    model.train()
+    return row, best
+
+
+@contextlib.contextmanager
+def _progress(cfg: TrainConfig, dist: Dist, total: int, start: int) -> Iterator[Callable[[float], None]]:
+    """A rich progress bar with loss and ETA on an interactive terminal (rank 0); silent otherwise."""
+    if not (cfg.log.progress and dist.is_main and sys.stderr.isatty()):
+        yield lambda loss: None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("train"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("loss {task.fields[loss]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ) as bar:
+        task = bar.add_task("train", total=total, completed=start, loss="-")
+        yield lambda loss: bar.update(task, advance=1, loss=f"{loss:.4f}")

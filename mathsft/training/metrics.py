@@ -1,0 +1,106 @@
+"""Run logging: ``metrics.jsonl`` always (one flushed line per row), TensorBoard and W&B when asked; MFU."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mathsft.errors import MathsftError
+from mathsft.training.config import LogConfig
+
+
+class MetricsLog:
+    """Appends rows to ``metrics.jsonl``; on resume, rows past the resumed step are dropped first (they are
+    redone), so the file keeps one row per step."""
+
+    def __init__(self, out: Path, log: LogConfig, resume_step: int, config: dict[str, Any]) -> None:
+        self.path = out / "metrics.jsonl"
+        if self.path.is_file():
+            kept = [
+                line
+                for line in self.path.read_text(encoding="utf-8").splitlines()
+                if line.strip() and _complete(line) and json.loads(line).get("train_step", 0) <= resume_step
+            ]
+            tmp = self.path.with_suffix(".jsonl.tmp")
+            tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+            tmp.replace(self.path)
+        self.file = self.path.open("a", encoding="utf-8")
+        self.tensorboard = self.wandb = None
+        if log.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise MathsftError(
+                    "log.tensorboard needs the tensorboard package: pip install tensorboard"
+                ) from None
+            self.tensorboard = SummaryWriter(str(out / "tensorboard"))
+        if log.wandb:
+            try:
+                import wandb
+            except ImportError:
+                raise MathsftError("log.wandb needs the wandb package: pip install wandb") from None
+            os.environ.setdefault("WANDB_MODE", log.wandb_mode)
+            self.wandb = wandb.init(project=log.wandb_project, dir=str(out), config=config, resume="allow")
+
+    def write(self, row: dict[str, Any]) -> None:
+        self.file.write(json.dumps(row) + "\n")
+        self.file.flush()
+        step = row.get("train_step", 0)
+        scalars = {k: v for k, v in row.items() if "/" in k and isinstance(v, int | float)}
+        if self.tensorboard is not None:
+            for key, value in scalars.items():
+                self.tensorboard.add_scalar(key, value, step)
+            self.tensorboard.flush()
+        if self.wandb is not None:
+            self.wandb.log(scalars, step=step)
+
+    def close(self) -> None:
+        self.file.close()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+        if self.wandb is not None:
+            self.wandb.finish()
+
+
+def _complete(line: str) -> bool:
+    try:
+        json.loads(line)
+    except json.JSONDecodeError:  # a line cut by a kill
+        return False
+    return True
+
+
+@functools.cache
+def measured_peak_flops(device: str, dtype: str, size: int = 2048) -> float:
+    """Dense matmul FLOP/s of this device in ``dtype`` (the MFU denominator when none is stated)."""
+    torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
+    a = torch.randn(size, size, device=device, dtype=torch_dtype)
+    b = torch.randn(size, size, device=device, dtype=torch_dtype)
+    for _ in range(2):
+        a @ b
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    sync()
+    reps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < 0.5 or reps < 3:
+        a @ b
+        reps += 1
+    sync()
+    return 2 * size**3 * reps / (time.perf_counter() - start)
+
+
+def model_flops(
+    config: Any, trainable_body_params: int, tokens: int, targets: int, seq_lens: list[int]
+) -> float:
+    """Training FLOPs of one step: 6 x params x tokens for the body, the LM head on supervised rows only,
+    and causal attention scores (6 x layers x width x L^2 per example, forward + backward)."""
+    hidden = config.hidden_size
+    head_dim = getattr(config, "head_dim", None) or hidden // config.num_attention_heads
+    width = config.num_attention_heads * head_dim
+    attention = 6 * config.num_hidden_layers * width * sum(n * n for n in seq_lens)
+    return 6 * trainable_body_params * tokens + 6 * config.vocab_size * hidden * targets + attention

@@ -1,0 +1,166 @@
+"""Micro-batches: padding-free packing (the default) and plain padded batching.
+
+A packed micro-batch is one row holding several examples back to back, ``position_ids`` restarting at
+each example, and ``segments`` (cumulative lengths) that the ``mathsft_packed`` attention uses to run
+causal attention within each example only. That attention calls SDPA with ``is_causal=True`` per
+example, which on CPU and GPU dispatches to flash-style kernels with memory linear in length, where a
+materialized block-diagonal mask (what transformers builds from packed ``position_ids`` for ``sdpa``)
+costs O(T^2) per layer.
+
+Either way a batch carries only the supervised positions as targets (``target_index`` into the
+flattened hidden states), so the LM head and the loss run on those rows alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any
+
+import torch
+
+from mathsft.training.tokenize import Tokenized
+
+PACKED_ATTENTION = "mathsft_packed"
+
+
+@dataclass
+class Batch:
+    input_ids: torch.Tensor  # [B, T]
+    position_ids: torch.Tensor  # [B, T]
+    attention_mask: torch.Tensor | None  # [B, T] for padded batches; None when packed
+    segments: tuple[int, ...] | None  # packed: cumulative example lengths (0, l1, l1+l2, ...)
+    target_index: torch.Tensor  # [N] positions in the flattened [B*T] hidden states that predict a target
+    targets: torch.Tensor  # [N] the target token ids
+    target_seq: torch.Tensor  # [N] which example (0..num_seqs-1) each target belongs to
+    num_seqs: int
+    num_tokens: int  # real (non-pad) tokens
+    num_slots: int  # B * T, padding included
+
+    @property
+    def num_targets(self) -> int:
+        return int(self.targets.numel())
+
+    def model_inputs(self, device: torch.device | str) -> dict[str, Any]:
+        inputs: dict[str, Any] = {
+            "input_ids": self.input_ids.to(device, non_blocking=True),
+            "position_ids": self.position_ids.to(device, non_blocking=True),
+        }
+        if self.attention_mask is not None:
+            inputs["attention_mask"] = self.attention_mask.to(device, non_blocking=True)
+        if self.segments is not None:
+            inputs["packed_segments"] = self.segments
+        return inputs
+
+
+def _targets(rows: list[Tokenized], width: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Flattened prediction positions, target ids and example index of the supervised tokens.
+
+    ``rows`` are laid out at offsets ``width * row`` (padded) or back to back (packed, width=0)."""
+    index, targets, seqs = [], [], []
+    offset = 0
+    for seq, item in enumerate(rows):
+        sup = torch.from_numpy(item.supervised)
+        sup[0] = False  # the first token of an example has no prediction within the example
+        pos = sup.nonzero().squeeze(1)
+        base = seq * width if width else offset
+        index.append(base + pos - 1)
+        targets.append(torch.from_numpy(item.input_ids)[pos])
+        seqs.append(torch.full((len(pos),), seq, dtype=torch.long))
+        offset += len(item)
+    return torch.cat(index), torch.cat(targets), torch.cat(seqs)
+
+
+def pack(rows: list[Tokenized]) -> Batch:
+    """One row of examples back to back; positions restart at 0 for each."""
+    ids = torch.cat([torch.from_numpy(r.input_ids) for r in rows]).unsqueeze(0)
+    positions = torch.cat([torch.arange(len(r)) for r in rows]).unsqueeze(0)
+    bounds = [0]
+    for r in rows:
+        bounds.append(bounds[-1] + len(r))
+    index, targets, seqs = _targets(rows, 0)
+    n = bounds[-1]
+    return Batch(ids, positions, None, tuple(bounds), index, targets, seqs, len(rows), n, n)
+
+
+def pad(rows: list[Tokenized], pad_id: int) -> Batch:
+    """Right-padded rows with an attention mask (for comparison, and for models that cannot pack)."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.from_numpy(r.input_ids)
+        mask[i, : len(r)] = 1
+    positions = torch.arange(width).unsqueeze(0).expand(len(rows), -1).contiguous()
+    index, targets, seqs = _targets(rows, width)
+    return Batch(ids, positions, mask, None, index, targets, seqs, len(rows), int(mask.sum()), ids.numel())
+
+
+def micro_batches(
+    rows: list[Tokenized], packing: bool, micro_batch_tokens: int | None, grad_accum: int | None
+) -> list[list[Tokenized]]:
+    """Split one optimizer step's examples into micro-batches.
+
+    ``micro_batch_tokens``: greedy, in order, so each micro-batch holds at most that many tokens (padded
+    batches count their padding). ``grad_accum``: that many near-equal groups of examples. Neither: one."""
+    if micro_batch_tokens is not None:
+        groups: list[list[Tokenized]] = [[]]
+        for r in rows:
+            group = groups[-1]
+            if packing:
+                cost = sum(len(x) for x in group) + len(r)
+            else:
+                cost = max([len(x) for x in group] + [len(r)]) * (len(group) + 1)
+            if group and cost > micro_batch_tokens:
+                groups.append([r])
+            else:
+                group.append(r)
+        return groups
+    parts = min(grad_accum or 1, len(rows))
+    size, extra = divmod(len(rows), parts)
+    out, start = [], 0
+    for i in range(parts):
+        end = start + size + (1 if i < extra else 0)
+        out.append(rows[start:end])
+        start = end
+    return out
+
+
+def collate(rows: list[Tokenized], packing: bool, pad_id: int) -> Batch:
+    return pack(rows) if packing else pad(rows, pad_id)
+
+
+def packed_attention(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    packed_segments: tuple[int, ...] | None = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
+    """Causal SDPA within each packed example (``packed_segments``); plain SDPA otherwise."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    if packed_segments is None or len(packed_segments) <= 2:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    outputs = [
+        sdpa_attention_forward(module, query[:, :, a:b], key[:, :, a:b], value[:, :, a:b], None, **kwargs)[0]
+        for a, b in pairwise(packed_segments)
+    ]
+    return torch.cat(outputs, dim=1), None
+
+
+def _packed_mask(*args: Any, **kwargs: Any) -> None:
+    """Packed attention builds no mask: the segments say everything."""
+    return None
+
+
+def register_packed_attention() -> str:
+    """Make ``attn_implementation="mathsft_packed"`` available to transformers models."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface
+
+    AttentionInterface.register(PACKED_ATTENTION, packed_attention)
+    AttentionMaskInterface.register(PACKED_ATTENTION, _packed_mask)
+    return PACKED_ATTENTION

@@ -1,0 +1,196 @@
+"""`train` end to end on a tiny model: run directory contents, HF checkpoints, validation, best checkpoint,
+and resume after SIGKILL ending bitwise equal to an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mathsft.data import synthetic_problems
+from mathsft.errors import MathsftError
+from mathsft.training import TrainConfig, problems_to_examples, train
+
+TRAIN_KEYS = {
+    "train_step",
+    "train/loss",
+    "train/lr",
+    "train/grad_norm",
+    "train/tokens_per_s",
+    "train/supervised_tokens",
+    "train/supervised_tokens_per_s",
+    "train/padding_fraction",
+    "train/mfu",
+}
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sft") / "sft.jsonl"
+    examples = problems_to_examples(synthetic_problems("train", 24, 0))
+    path.write_text(
+        "".join(json.dumps({"prompt": e.prompt, "response": e.response}) + "\n" for e in examples)
+    )
+    return path
+
+
+def test_validation_accuracy_loss_and_best_checkpoint(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import mathsft.generation
+
+    if not hasattr(mathsft.generation, "make_backend"):
+        pytest.skip("the generation backends (mathsft.generation.make_backend) are not in this checkout yet")
+    examples = problems_to_examples(synthetic_problems("train", 16, 0))
+    val = synthetic_problems("test", 4, 1)
+    cfg = TrainConfig(
+        model=str(tiny_model_dir),
+        out=str(tmp_path / "run"),
+        max_steps=3,
+        batch_size=4,
+        max_length=256,
+        lr=1e-3,
+        eval_every=2,
+        val_max_new_tokens=8,
+        val_batch_size=4,
+        peak_tflops=1.0,
+        keep_last=1,
+    )
+    run = train(cfg, examples=examples, val_problems=val)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    val_rows = [r for r in rows if "eval/accuracy" in r]
+    assert [(r["train_step"], r["eval_step"]) for r in val_rows] == [(2, 1), (3, 2)]  # the final step always
+    assert all("eval/loss" in r and len(r["eval/ci95"]) == 2 for r in val_rows)
+    assert (run / "validation" / "step-000002" / "summary.json").is_file()
+    best = json.loads((run / "checkpoints" / "best.json").read_text())
+    assert (
+        best["checkpoint"] in {"step-000002", "final"} and (run / "checkpoints" / best["checkpoint"]).is_dir()
+    )
+
+
+def test_train_writes_a_complete_run(tiny_model_dir: Path, tmp_path: Path) -> None:
+    examples = problems_to_examples(synthetic_problems("train", 16, 0))
+    cfg = TrainConfig(
+        model=str(tiny_model_dir),
+        out=str(tmp_path / "run"),
+        max_steps=3,
+        batch_size=4,
+        max_length=256,
+        lr=1e-3,
+        save_every=1,
+        peak_tflops=1.0,
+        keep_last=1,
+    )
+    run = train(cfg, examples=examples)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["train_step"] for r in rows] == [1, 2, 3]
+    assert all(r.keys() >= TRAIN_KEYS for r in rows)
+    assert all(r["train/padding_fraction"] == 0 and r["train/mfu"] > 0 for r in rows)
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["final", "step-000002"]  # keep_last=1
+    for name in ("config.yaml", "manifest.json", "preflight.md", "preflight.json"):
+        assert (run / name).is_file(), name
+    preflight = json.loads((run / "preflight.json").read_text())
+    assert preflight["supervised_is_response_plus_eot"] and preflight["examples"]["kept"] == 16
+    assert "⟦" in (run / "preflight.md").read_text()
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    final = run / "checkpoints" / "final"
+    model = AutoModelForCausalLM.from_pretrained(final)
+    assert AutoTokenizer.from_pretrained(final).chat_template
+    assert (final / "generation_config.json").is_file() and (final / "trainer_state.pt").is_file()
+    assert model.config.num_hidden_layers == 2
+    assert train(cfg, examples=examples) == run  # complete: returns at once
+    with pytest.raises(MathsftError, match="changed: lr"):
+        train(cfg.model_copy(update={"lr": 0.5}), examples=examples)
+
+
+def test_overlong_counts_reach_the_preflight_report(tiny_model_dir: Path, tmp_path: Path) -> None:
+    examples = problems_to_examples(synthetic_problems("train", 6, 0))
+    examples[0].messages[-1]["content"] = "long " * 400
+    cfg = TrainConfig(
+        model=str(tiny_model_dir),
+        out=str(tmp_path / "run"),
+        max_steps=1,
+        batch_size=2,
+        max_length=200,
+        peak_tflops=1.0,
+    )
+    run = train(cfg, examples=examples)
+    assert json.loads((run / "preflight.json").read_text())["examples"]["dropped_overlong"] == 1
+    assert "1 dropped" in (run / "preflight.md").read_text()
+
+
+def command(model: Path, data: Path, out: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "mathsft",
+        "train",
+        "--model",
+        str(model),
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--max-steps",
+        "8",
+        "--batch-size",
+        "4",
+        "--max-length",
+        "256",
+        "--lr",
+        "1e-3",
+        "--seed",
+        "0",
+        "save_every=2",
+        "peak_tflops=1",
+        "weight_decay=0.1",
+        "schedule=cosine",
+        "warmup_steps=2",
+    ]
+
+
+def test_sigkill_then_rerun_ends_bitwise_equal_to_an_uninterrupted_run(
+    tiny_model_dir: Path, data_file: Path, tmp_path: Path
+) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    straight = tmp_path / "straight"
+    subprocess.run(command(tiny_model_dir, data_file, straight), check=True, env=env, capture_output=True)
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(
+        command(tiny_model_dir, data_file, killed),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    metrics = killed / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if metrics.is_file() and len(metrics.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "checkpoints" / "final").exists(), "the run finished before it could be killed"
+    assert (killed / "checkpoints" / "step-000002").is_dir()
+    subprocess.run(command(tiny_model_dir, data_file, killed), check=True, env=env, capture_output=True)
+
+    a = (straight / "checkpoints" / "final" / "model.safetensors").read_bytes()
+    b = (killed / "checkpoints" / "final" / "model.safetensors").read_bytes()
+    assert a == b
+    steps = [json.loads(line)["train_step"] for line in (killed / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 9))  # redone steps are not logged twice
+
+
+def test_cli_errors_are_one_line(tmp_path: Path) -> None:
+    from mathsft.cli import app
+
+    result = CliRunner().invoke(app, ["train", "--out", str(tmp_path), "nonsense_key=1"])
+    assert result.exit_code != 0 and "nonsense_key" in str(result.exception)
