@@ -8,7 +8,15 @@ import typer
 
 from mathsft import __version__
 from mathsft.config import ConfigError
+from mathsft.data.cli import data_app
 from mathsft.errors import MathsftError
+from mathsft.evaluation.cli import compare_command, eval_command
+from mathsft.experiments.cli import run_command, sweep_command
+from mathsft.grading.cli import grade_command
+from mathsft.reporting.cli import report_command
+from mathsft.traces.cli import traces_command
+from mathsft.training.cli import CONTEXT as TRAIN_CONTEXT
+from mathsft.training.cli import train_command
 
 app = typer.Typer(
     name="mathsft",
@@ -19,17 +27,31 @@ app = typer.Typer(
 )
 
 
-@app.callback()
-def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
-    if version:
+def _print_version(value: bool) -> None:
+    if value:
         typer.echo(__version__)
         raise typer.Exit()
 
 
-# Stage commands (one line each; a command is registered only once it really works).
-from mathsft.data.cli import data_app  # noqa: E402
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Supervised fine-tuning for math: data, traces, train, eval, report."""
 
+
+# Stage commands, in pipeline order.
 app.add_typer(data_app, name="data")
+app.command("grade")(grade_command)
+app.command("eval")(eval_command)
+app.command("compare")(compare_command)
+app.command("train", context_settings=TRAIN_CONTEXT)(train_command)
+app.command("traces")(traces_command)
+app.command("run")(run_command)
+app.command("sweep")(sweep_command)
+app.command("report")(report_command)
 
 
 def main() -> None:

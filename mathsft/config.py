@@ -92,7 +92,9 @@ def build_config(
     ``section`` picks one top-level key of the file (``train:``) for stage commands that read
     a shared experiment file; overrides may then be given with or without that prefix.
     """
-    data: dict[str, Any] = dict(base or {})
+    # start from the model's own defaults, so an override of one nested key (``train.lr``) keeps the
+    # section's other defaults instead of rebuilding it from its class defaults
+    data: dict[str, Any] = deep_merge(cls().model_dump(), base or {})
     source = "defaults"
     if path is not None:
         file_data = read_yaml(path)

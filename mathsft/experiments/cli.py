@@ -1,0 +1,131 @@
+"""``mathsft run`` (the main job) and ``mathsft sweep``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mathsft.errors import MathsftError
+from mathsft.experiments.config import MAIN_JOB, ExperimentConfig, load_experiment
+
+console = Console(soft_wrap=True)
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="Experiment YAML (e.g. configs/recipes/X.yaml).")
+]
+DataOpt = Annotated[
+    str | None, typer.Option("--data", help="Dataset for train and test (gsm8k, math, synthetic, ...).")
+]
+DataPathOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-path",
+        help="Local folder holding the dataset's train and test files (e.g. ../shared/data/gsm8k).",
+    ),
+]
+ModelOpt = Annotated[str | None, typer.Option("--model", help="Model spec (alias, HF dir, hub id, .gguf).")]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="Output folder (default runs/<name>).")]
+Overrides = Annotated[
+    list[str] | None, typer.Argument(help="Dotted overrides, e.g. train.lr=2e-5 data.test.limit=100")
+]
+
+
+def build(
+    config: Path | None,
+    data: str | None,
+    data_path: Path | None,
+    model: str | None,
+    out: Path | None,
+    overrides: list[str] | None,
+    default: dict | None = None,
+) -> ExperimentConfig:
+    """``default`` (when no file is given) < file < command-line options < dotted overrides."""
+    items: list[str] = []
+    if data is not None:
+        items += [f"data.train.dataset={data}", f"data.test.dataset={data}"]
+    if data_path is not None:
+        if not data_path.is_dir():
+            raise MathsftError(
+                f"--data-path {data_path} must be a folder holding the train and test splits (e.g. "
+                "../shared/data/gsm8k); for separate files set data.train.path=... data.test.path=..."
+            )
+        items += [f"data.train.path={data_path}", f"data.test.path={data_path}"]
+    if model is not None:
+        items.append(f"model={model}")
+    if out is not None:
+        items.append(f"out={out}")
+    return load_experiment(config, items + list(overrides or []), base=None if config else default)
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+def _pct_ci(summary: dict) -> tuple[str, str]:
+    lo, hi = summary["ci95"]
+    return f"{100 * summary['accuracy']:.1f}%", f"[{100 * lo:.1f}, {100 * hi:.1f}]"
+
+
+def run_command(
+    overrides: Overrides = None,
+    config: ConfigOpt = None,
+    data: DataOpt = None,
+    data_path: DataPathOpt = None,
+    model: ModelOpt = None,
+    out: OutOpt = None,
+) -> None:
+    """The main job: data → baseline eval → SFT → eval → paired comparison → report (resumable).
+
+    With no arguments: the bundled SmolLM2-135M on the bundled synthetic dataset, offline, on CPU."""
+    from mathsft.experiments.run import run_experiment
+
+    _setup_logging()
+    cfg = build(config, data, data_path, model, out, overrides, default=MAIN_JOB)
+    result = run_experiment(cfg)
+    table = Table(title=f"{cfg.name}: held-out test set ({result.final['n']} problems)")
+    for column in ("model", "accuracy", "95% CI", "format rate"):
+        table.add_column(column)
+    rows = [("before SFT", result.baseline)] if result.baseline else []
+    for label, summary in [*rows, ("after SFT", result.final)]:
+        acc, ci = _pct_ci(summary)
+        table.add_row(label, acc, ci, f"{100 * summary.get('format_rate', 0):.1f}%")
+    console.print(table)
+    if result.comparison is not None:
+        c = result.comparison
+        console.print(
+            f"paired: after − before = {100 * c.diff:+.1f} pp, 95% CI [{100 * c.ci95[0]:+.1f}, {100 * c.ci95[1]:+.1f}] "
+            f"(paired bootstrap), McNemar p = {c.p_value:.2g}; solved only before: {c.a_only}, only after: {c.b_only}"
+        )
+    console.print(f"elapsed {result.elapsed_s / 60:.1f} min · outputs {result.out}")
+    console.print(f"report: {result.report}")
+
+
+def sweep_command(
+    overrides: Overrides = None,
+    config: ConfigOpt = None,
+    data: DataOpt = None,
+    data_path: DataPathOpt = None,
+    model: ModelOpt = None,
+    out: OutOpt = None,
+) -> None:
+    """SFT at several dataset sizes (nested subsets) plus an optional filtered arm; accuracy curves,
+    a table and every run's directory. Finished arms are not redone."""
+    from mathsft.experiments.sweep import run_sweep
+
+    _setup_logging()
+    cfg = build(config, data, data_path, model, out, overrides)
+    result = run_sweep(cfg)
+    table = Table(title=f"{cfg.name}: final test accuracy by training-set size")
+    for column in ("arm", "train examples", "steps", "accuracy", "95% CI", "n"):
+        table.add_column(column)
+    for arm in result.table:
+        acc, ci = _pct_ci(arm)
+        table.add_row(arm["name"], str(arm["size"]), str(arm["steps"]), acc, ci, str(arm["n"]))
+    console.print(table)
+    console.print(f"curves: {result.out / 'val-accuracy.png'}, {result.out / 'accuracy-vs-size.png'}")
+    console.print(f"report: {result.report}")

@@ -1,0 +1,132 @@
+"""``ExperimentConfig``: one YAML file for a whole experiment (``mathsft run`` / ``mathsft sweep``).
+
+Sections reuse the stage configs, so a key means the same thing in ``mathsft train --config`` and in an
+experiment: ``train:`` is a ``TrainConfig``, ``eval:`` an ``EvalConfig``, ``traces:`` a ``TracesConfig``.
+The experiment owns what crosses stages: the model, the data (train / held-out test / validation) and
+the output folder, and fills those into the stage configs when it runs them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from mathsft.config import StrictModel, build_config
+from mathsft.evaluation import EvalConfig
+from mathsft.models import DEFAULT_MODEL
+from mathsft.traces import TracesConfig
+from mathsft.training import TrainConfig
+
+
+class SourceConfig(StrictModel):
+    """One dataset through the data layer: an adapter name plus a hub split or a local file/folder."""
+
+    dataset: str = "synthetic"
+    path: str | None = None  # local .jsonl/.json/.parquet file or folder; None = the hub (or synthetic)
+    split: str | None = None
+    config: str | None = None  # hub config, e.g. gsm8k "main"
+    limit: int | None = Field(default=None, ge=1)  # nested seeded subset
+    # what the training rows are: problems rendered through the prompt template with their reference
+    # solution, or ready SFT examples (sft files, OpenR1's verified generations); auto = what the source has
+    form: Literal["auto", "problems", "sft"] = "auto"
+
+
+class DataConfig(StrictModel):
+    train: SourceConfig = Field(default_factory=lambda: SourceConfig(split="train"))
+    test: SourceConfig = Field(default_factory=lambda: SourceConfig(split="test"))
+    # in-training validation problems: carved out of train (val_size), or a separate source (val)
+    val_size: int = Field(default=0, ge=0)
+    val: SourceConfig | None = None
+    seed: int = 0
+    skip_bad: bool = False
+
+    @model_validator(mode="after")
+    def _one_val(self) -> DataConfig:
+        if self.val_size and self.val is not None:
+            raise ValueError("give either val_size (carved from train) or val (a separate source), not both")
+        return self
+
+    @property
+    def has_val(self) -> bool:
+        return bool(self.val_size) or self.val is not None
+
+
+class SweepConfig(StrictModel):
+    """Dataset-size arms: nested subsets of the training data (same seed), plus an optional filtered arm."""
+
+    sizes: list[int | Literal["full"]] = Field(default_factory=lambda: [128, 256, 512, 1024, "full"])
+    # arm keeping only training examples whose reference response reaches the gold answer (mathsft.grading)
+    filtered: bool = False
+    filter_profile: Literal["strict", "lenient"] = "lenient"
+
+    @field_validator("sizes")
+    @classmethod
+    def _sizes(cls, sizes: list[int | str]) -> list[int | str]:
+        if not sizes:
+            raise ValueError("needs at least one size")
+        if any(isinstance(s, int) and s < 1 for s in sizes):
+            raise ValueError("sizes must be >= 1 (or 'full')")
+        return sizes
+
+
+class Published(StrictModel):
+    """A reference result from a recipe's source, shown beside ours for comparison."""
+
+    metric: str
+    value: float | None = None  # None: the source publishes no number for exactly this set-up
+    benchmark: str = ""
+    note: str = ""
+    url: str = ""
+
+
+class RecipeInfo(StrictModel):
+    title: str
+    source: str  # where the recipe comes from (project and URL)
+    hardware: str  # what it needs to run as written
+    published: list[Published] = Field(default_factory=list)
+
+
+class ExperimentConfig(StrictModel):
+    name: str = "main"
+    out: str | None = None  # default runs/<name>
+    model: str = DEFAULT_MODEL
+    data: DataConfig = Field(default_factory=DataConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    traces: TracesConfig | None = None  # teacher traces on the training problems, used as SFT data
+    sweep: SweepConfig | None = None
+    baseline: bool = True  # evaluate the untrained model for the before/after comparison
+    recipe: RecipeInfo | None = None
+
+    @model_validator(mode="after")
+    def _traces_need_problems(self) -> ExperimentConfig:
+        if self.traces is not None and self.data.train.form == "sft":
+            raise ValueError("traces are generated from problems: data.train.form must not be 'sft'")
+        if self.sweep is not None and not self.data.has_val:
+            raise ValueError("a sweep validates every arm during training: set data.val_size or data.val")
+        return self
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.out or Path("runs") / self.name)
+
+
+# The main job: what `mathsft run` runs with no --config (spelled out in configs/run.yaml). The bundled
+# model, SFT on 512 synthetic problems (64 steps of 8), before/after on 100 held-out ones: ~15 minutes on a
+# 2-core CPU in fp32. micro_batch_tokens=1024 is faster and leaner on CPU (bench/results/train.md); 192 new
+# tokens bound the untrained model's loops (synthetic solutions are ~60 tokens; truncations are counted).
+MAIN_JOB: dict[str, Any] = {
+    "name": "main",
+    "data": {"train": {"limit": 512}, "test": {"limit": 100}},
+    "train": {"lr": 1e-4, "warmup_steps": 3, "max_length": 512, "micro_batch_tokens": 1024},
+    "eval": {"max_new_tokens": 192},
+}
+
+
+def load_experiment(
+    path: str | Path | None = None, overrides: list[str] | None = None, base: dict[str, Any] | None = None
+) -> ExperimentConfig:
+    """Defaults < ``base`` < file < dotted overrides (``train.lr=2e-5``)."""
+    return build_config(ExperimentConfig, path, overrides, base=base)

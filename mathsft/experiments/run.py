@@ -1,0 +1,244 @@
+"""``mathsft run``: data → baseline eval → SFT → eval of the final checkpoint → paired comparison → report.
+
+One output folder holds every stage, each in its documented format::
+
+    runs/main/config.yaml          the resolved ExperimentConfig
+    runs/main/data/                train / val / test JSONL + manifest.json (sources, counts, hashes)
+    runs/main/traces/              teacher traces (recipes that distill), when configured
+    runs/main/baseline/            eval of the untrained model on the held-out test set
+    runs/main/train/               the training run (metrics.jsonl, checkpoints/final, ...)
+    runs/main/final/               eval of the final checkpoint on the same test set
+    runs/main/comparison.json      paired bootstrap CI + McNemar
+    runs/main/report/              report.md, report.html, PNGs
+
+Rerunning the same command resumes: a stage whose outputs are complete is reused, an unfinished
+training run resumes from its last checkpoint and an unfinished eval skips the problems it has.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mathsft.config import save_resolved
+from mathsft.data import (
+    Problem,
+    SFTExample,
+    check_contamination,
+    get_adapter,
+    load_problems,
+    load_sft_examples,
+    split_validation,
+    write_jsonl,
+)
+from mathsft.data.schema import content_hash
+from mathsft.errors import MathsftError
+from mathsft.experiments.config import ExperimentConfig, SourceConfig
+from mathsft.reporting.report import Comparison, compare_runs, load_eval_run, write_report
+
+log = logging.getLogger("mathsft.experiments")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Output folder
+
+
+def claim_out_dir(cfg: ExperimentConfig, out: Path) -> None:
+    """Write ``config.yaml``, or check that the one there describes the same experiment, so a rerun never
+    mixes the outputs of two different configs."""
+    path = out / "config.yaml"
+    resolved = cfg.model_dump(mode="json")
+    if path.is_file():
+        previous = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if previous != resolved:
+            changed = sorted(_diff_keys(previous or {}, resolved))
+            raise MathsftError(
+                f"{out} holds a run with a different config (changed: {', '.join(changed[:8])}); "
+                "pass another --out, or delete the folder to start over"
+            )
+        return
+    save_resolved(cfg, out)
+
+
+def _diff_keys(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys: list[str] = []
+        for key in sorted(set(a) | set(b)):
+            keys += _diff_keys(a.get(key), b.get(key), f"{prefix}{key}.")
+        return keys
+    return [] if a == b else [prefix.rstrip(".")]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Data
+
+
+@dataclass
+class Prepared:
+    train: list[Problem] | list[SFTExample]
+    val: list[Problem]
+    test: list[Problem]
+    manifest: dict[str, Any]
+
+
+def training_form(source: SourceConfig) -> str:
+    """``problems`` (rendered through the prompt template with their solutions) or ``sft`` (ready pairs)."""
+    if source.form != "auto":
+        return source.form
+    return "problems" if get_adapter(source.dataset).gives_problems else "sft"
+
+
+def load_source(source: SourceConfig, seed: int, skip_bad: bool, form: str = "problems") -> list[Any]:
+    loader = load_sft_examples if form == "sft" else load_problems
+    return loader(
+        source.dataset,
+        source.path,
+        split=source.split,
+        config=source.config,
+        limit=source.limit,
+        seed=seed,
+        skip_bad=skip_bad,
+    )
+
+
+def prepare_data(cfg: ExperimentConfig, out: Path) -> Prepared:
+    """Load train and test, carve the validation split, check train/test overlap, write ``data/``."""
+    data = cfg.data
+    form = training_form(data.train)
+    train = load_source(data.train, data.seed, data.skip_bad, form)
+    test = load_source(data.test, data.seed, data.skip_bad)
+    val: list[Problem] = []
+    if data.val_size:
+        if form == "sft":
+            raise MathsftError(
+                "data.val_size needs problems to validate on; the training data is SFT examples"
+            )
+        train, val = split_validation(train, data.val_size, data.seed)
+    elif data.val is not None:
+        val = load_source(data.val, data.seed, data.skip_bad)
+    overlap = check_contamination(train, {"test": test})
+    if not overlap.clean:
+        log.warning("contamination check: %s", overlap.summary())
+
+    def entry(source: SourceConfig, items: Sequence[Any]) -> dict[str, Any]:
+        return {**source.model_dump(exclude_none=True), "count": len(items), "hash": content_hash(items)}
+
+    manifest = {
+        "train": entry(data.train, train) | {"form": form},
+        "val": (
+            entry(data.val, val)
+            if data.val is not None
+            else {"count": len(val), "hash": content_hash(val), "carved_from": "train"}
+        )
+        if val
+        else None,
+        "test": entry(data.test, test),
+        "seed": data.seed,
+        "contamination": overlap.to_dict(),
+    }
+    folder = out / "data"
+    write_jsonl(folder / "train.jsonl", train)
+    write_jsonl(folder / "test.jsonl", test)
+    if val:
+        write_jsonl(folder / "val.jsonl", val)
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return Prepared(train, val, test, manifest)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Stages (each reused when its outputs are complete)
+
+
+def eval_done(out: Path, n: int) -> bool:
+    summary = out / "summary.json"
+    return summary.is_file() and json.loads(summary.read_text(encoding="utf-8")).get("n") == n
+
+
+def evaluate(cfg: ExperimentConfig, model: str, problems: list[Problem], out: Path) -> dict[str, Any]:
+    """Eval ``model`` on ``problems`` into ``out`` (reused when already complete)."""
+    if eval_done(out, len(problems)):
+        log.info("reusing %s", out)
+        return json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    from mathsft.evaluation import run_eval
+
+    eval_cfg = cfg.eval.model_copy(update={"model": model, "out": str(out)})
+    return run_eval(eval_cfg, problems=problems)
+
+
+def training_examples(cfg: ExperimentConfig, prepared: Prepared, out: Path) -> list[SFTExample]:
+    """What SFT trains on: teacher traces when configured, else ready examples, else the problems'
+    reference solutions rendered through the eval prompt template (so train and eval prompts match)."""
+    if cfg.traces is not None:
+        return teacher_traces(cfg, prepared.train, out)  # type: ignore[arg-type]
+    if prepared.manifest["train"]["form"] == "sft":
+        return list(prepared.train)  # type: ignore[arg-type]
+    from mathsft.training import problems_to_examples
+
+    return problems_to_examples(prepared.train, cfg.eval.prompt)  # type: ignore[arg-type]
+
+
+def teacher_traces(cfg: ExperimentConfig, problems: list[Problem], out: Path) -> list[SFTExample]:
+    """Run the teacher on the training problems (resumable: logged samples are never requested again)
+    and read back the accepted, cleaned traces."""
+    from mathsft.traces import run_traces
+
+    assert cfg.traces is not None
+    folder = out / "traces"
+    run_traces(cfg.traces.model_copy(update={"out": str(folder)}), problems=problems)
+    return load_sft_examples("sft", folder / "sft.jsonl")
+
+
+def train_done(out: Path) -> bool:
+    return (out / "checkpoints" / "final" / "config.json").is_file()
+
+
+def finetune(cfg: ExperimentConfig, examples: list[SFTExample], val: list[Problem], out: Path) -> Path:
+    """SFT into ``out`` (reused when its final checkpoint exists; resumed when it stopped half-way)."""
+    if not train_done(out):
+        from mathsft.training import train
+
+        train_cfg = cfg.train.model_copy(update={"model": cfg.model, "out": str(out)})
+        train(train_cfg, examples=examples, val_problems=val or None)
+    return out / "checkpoints" / "final"
+
+
+# ----------------------------------------------------------------------------------------------------
+# The experiment
+
+
+@dataclass
+class ExperimentResult:
+    out: Path
+    baseline: dict[str, Any] | None
+    final: dict[str, Any]
+    comparison: Comparison | None
+    report: Path
+    elapsed_s: float
+
+
+def run_experiment(cfg: ExperimentConfig) -> ExperimentResult:
+    start = time.perf_counter()
+    out = cfg.out_dir
+    claim_out_dir(cfg, out)
+    prepared = prepare_data(cfg, out)
+    log.info("data: %d train, %d val, %d test", len(prepared.train), len(prepared.val), len(prepared.test))
+    baseline = evaluate(cfg, cfg.model, prepared.test, out / "baseline") if cfg.baseline else None
+    examples = training_examples(cfg, prepared, out)
+    checkpoint = finetune(cfg, examples, prepared.val, out / "train")
+    final = evaluate(cfg, str(checkpoint), prepared.test, out / "final")
+    comparison = None
+    if baseline is not None:
+        comparison = compare_runs(load_eval_run(out / "baseline"), load_eval_run(out / "final"))
+        (out / "comparison.json").write_text(
+            json.dumps(comparison.to_dict(), indent=2) + "\n", encoding="utf-8"
+        )
+    title = f"mathsft run: {cfg.name}" + (f" ({cfg.recipe.title})" if cfg.recipe else "")
+    _, html_path = write_report([out], out / "report", title=title)
+    return ExperimentResult(out, baseline, final, comparison, html_path, time.perf_counter() - start)

@@ -1,0 +1,108 @@
+"""Every shipped config validates; each recipe's data adapter and prompt work on fixture rows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mathsft.config import ConfigError
+from mathsft.experiments.config import MAIN_JOB, load_experiment
+from mathsft.experiments.run import load_source, training_examples, training_form
+
+ROOT = Path(__file__).resolve().parents[2]
+RECIPES = sorted((ROOT / "configs" / "recipes").glob("*.yaml"))
+FIXTURES = ROOT / "tests" / "data" / "fixtures"
+
+# the fixture file in each source's exact schema (written by the data layer's tests)
+FIXTURE_FOR = {
+    "gsm8k": "gsm8k.jsonl",
+    "math500": "math500.jsonl",
+    "math": "hendrycks_math.jsonl",
+    "deepscaler": "deepscaler.json",
+    "openr1": "openr1.jsonl",
+    "sft": "sft_cs336.jsonl",
+}
+OPENMATHINSTRUCT2_ROWS = [  # nvidia/OpenMathInstruct-2 schema
+    {
+        "problem": "What is $\\frac{1}{2} + \\frac{1}{4}$?",
+        "generated_solution": "$\\frac{1}{2} + \\frac{1}{4} = \\frac{3}{4}$, so the answer is $\\boxed{\\frac{3}{4}}$.",
+        "expected_answer": "\\frac{3}{4}",
+        "problem_source": "augmented_math",
+    },
+    {
+        "problem": "Tom has 3 boxes of 4 pens. How many pens?",
+        "generated_solution": "3 * 4 = 12, so $\\boxed{12}$.",
+        "expected_answer": "12",
+        "problem_source": "augmented_gsm8k",
+    },
+]
+
+
+def fixture_path(dataset: str, tmp_path: Path) -> Path:
+    if dataset == "openmathinstruct2":
+        path = tmp_path / "openmathinstruct2.jsonl"
+        path.write_text("".join(json.dumps(row) + "\n" for row in OPENMATHINSTRUCT2_ROWS))
+        return path
+    return FIXTURES / FIXTURE_FOR[dataset]
+
+
+def test_there_are_five_recipes() -> None:
+    assert len(RECIPES) == 5, [p.name for p in RECIPES]
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
+def test_recipe_validates_and_names_hardware_and_published_result(path: Path) -> None:
+    cfg = load_experiment(path)
+    assert cfg.recipe is not None and cfg.recipe.hardware and cfg.recipe.source
+    assert cfg.recipe.published, "a recipe writes its source's published result beside it"
+    assert cfg.name == path.stem
+    assert cfg.model != "smollm2-135m"
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
+def test_recipe_data_and_prompt_render_on_fixture_rows(path: Path, tmp_path: Path) -> None:
+    cfg = load_experiment(path)
+    for source in [cfg.data.train, cfg.data.test, *([cfg.data.val] if cfg.data.val else [])]:
+        local = source.model_copy(update={"path": str(fixture_path(source.dataset, tmp_path)), "limit": None})
+        form = training_form(local) if source is cfg.data.train else "problems"
+        items = load_source(local, seed=0, skip_bad=False, form=form)
+        assert items, f"{source.dataset}: nothing loaded from its fixture"
+        if form == "problems":
+            from mathsft.evaluation.prompts import build_prompt
+
+            for problem in items:
+                prompt = build_prompt(problem, template=cfg.eval.prompt)
+                text = prompt if isinstance(prompt, str) else "\n".join(m["content"] for m in prompt)
+                assert problem.problem in text
+    if cfg.traces is None:  # the SFT examples a run would train on
+        train = cfg.data.train.model_copy(
+            update={"path": str(fixture_path(cfg.data.train.dataset, tmp_path))}
+        )
+        form = training_form(train)
+        items = load_source(train.model_copy(update={"limit": None}), 0, False, form)
+        from mathsft.experiments.run import Prepared
+
+        examples = training_examples(cfg, Prepared(items, [], [], {"train": {"form": form}}), tmp_path)
+        assert examples and all(ex.messages[-1]["role"] == "assistant" and ex.response for ex in examples)
+
+
+def test_run_yaml_is_the_main_job() -> None:
+    main_job = load_experiment(base=MAIN_JOB)
+    assert load_experiment(ROOT / "configs" / "run.yaml") == main_job
+    assert main_job.data.train.dataset == "synthetic" and main_job.model == "smollm2-135m"
+
+
+def test_gsm8k_sweep_config_validates() -> None:
+    cfg = load_experiment(ROOT / "configs" / "sweep-gsm8k.yaml")
+    assert cfg.sweep is not None and cfg.data.has_val and cfg.data.train.dataset == "gsm8k"
+
+
+def test_config_errors_are_clear() -> None:
+    with pytest.raises(ConfigError, match=r"data\.train\.datset: unknown key"):
+        load_experiment(None, ["data.train.datset=gsm8k"])
+    with pytest.raises(ConfigError, match="sweep validates every arm"):
+        load_experiment(None, ["sweep.sizes=[8]"])
+    with pytest.raises(ConfigError, match="either val_size"):
+        load_experiment(None, ["data.val_size=4", "data.val.dataset=gsm8k"])

@@ -1,0 +1,98 @@
+"""`mathsft run` / `mathsft sweep` end to end on a tiny random model: every stage's outputs, the paired
+comparison, the report, and resume (finished stages and arms are not redone)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mathsft.cli import app
+from mathsft.errors import MathsftError
+from mathsft.experiments.config import load_experiment
+from mathsft.experiments.run import claim_out_dir, run_experiment
+from mathsft.experiments.sweep import run_sweep
+
+TINY = [
+    "data.train.limit=24",
+    "data.test.limit=8",
+    "eval.max_new_tokens=8",
+    "eval.batch_size=8",
+    "train.max_steps=2",
+    "train.batch_size=4",
+    "train.max_length=256",
+]
+
+
+def mtimes(folder: Path) -> dict[str, float]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+def test_run_end_to_end_then_resume(tiny_model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    cfg = load_experiment(None, [*TINY, f"model={tiny_model_dir}", f"out={out}"])
+    result = run_experiment(cfg)
+    for stage in ("baseline", "final"):
+        summary = json.loads((out / stage / "summary.json").read_text())
+        assert summary["n"] == 8 and len(summary["ci95"]) == 2
+    assert (out / "train" / "checkpoints" / "final" / "config.json").is_file()
+    manifest = json.loads((out / "data" / "manifest.json").read_text())
+    assert manifest["train"]["count"] == 24 and manifest["test"]["count"] == 8
+    comparison = json.loads((out / "comparison.json").read_text())
+    assert comparison["n"] == 8 and 0 <= comparison["mcnemar_p"] <= 1
+    assert result.report == out / "report" / "report.html" and result.report.is_file()
+
+    before = mtimes(out / "train") | {f"b/{k}": v for k, v in mtimes(out / "baseline").items()}
+    again = run_experiment(cfg)  # every stage complete: reused, nothing regenerated or retrained
+    after = mtimes(out / "train") | {f"b/{k}": v for k, v in mtimes(out / "baseline").items()}
+    assert before == after
+    assert again.final["accuracy"] == result.final["accuracy"]
+
+
+def test_a_changed_config_never_mixes_into_an_old_run(tmp_path: Path) -> None:
+    claim_out_dir(load_experiment(None, [f"out={tmp_path}"]), tmp_path)
+    with pytest.raises(MathsftError, match=r"different config \(changed: train.lr\)"):
+        claim_out_dir(load_experiment(None, [f"out={tmp_path}", "train.lr=0.5"]), tmp_path)
+
+
+def test_sweep_nested_arms_filtered_arm_and_resume(tiny_model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    overrides = [*TINY, "data.val_size=4", "sweep.sizes=[8, 16, full]", "sweep.filtered=true"]
+    cfg = load_experiment(None, [*overrides, f"model={tiny_model_dir}", f"out={out}"])
+    result = run_sweep(cfg)
+    names = [arm["name"] for arm in result.table]
+    assert names == ["n8", "n16", "full", "filtered"]
+    sizes = {arm["name"]: arm["size"] for arm in result.table}
+    assert sizes["full"] == 20  # 24 minus 4 held out for validation
+    sweep = json.loads((out / "sweep.json").read_text())
+    # synthetic reference solutions all reach their gold answers
+    assert sweep["filtered"] == {"kept": 20, "candidates": 20, "profile": "lenient"}
+    metrics = [
+        json.loads(line)
+        for line in (out / "arms" / "n8" / "train" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert any("eval/accuracy" in row for row in metrics), "every arm is validated during training"
+    for png in ("val-accuracy.png", "accuracy-vs-size.png", "loss.png"):
+        assert (out / png).read_bytes().startswith(b"\x89PNG")
+    assert "| n16 | 16 |" in (out / "sweep.md").read_text()
+
+    before = mtimes(out / "arms")
+    run_sweep(cfg)
+    assert mtimes(out / "arms") == before  # finished arms are not redone
+
+
+def test_run_command_prints_table_and_report(tiny_model_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cli"
+    result = CliRunner().invoke(app, ["run", *TINY, "--model", str(tiny_model_dir), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "before SFT" in result.output and "after SFT" in result.output and "95% CI" in result.output
+    assert "McNemar" in result.output and f"report: {out / 'report' / 'report.html'}" in result.output
+
+
+def test_data_path_must_be_a_folder(tmp_path: Path) -> None:
+    file = tmp_path / "test.jsonl"
+    file.write_text("")
+    result = CliRunner().invoke(app, ["run", "--data", "gsm8k", "--data-path", str(file)])
+    assert result.exit_code != 0 and "must be a folder" in str(result.exception or result.output)
