@@ -168,7 +168,16 @@ def evaluate(cfg: ExperimentConfig, model: str, problems: list[Problem], out: Pa
         return json.loads((out / "summary.json").read_text(encoding="utf-8"))
     from mathsft.evaluation import run_eval
 
-    eval_cfg = cfg.eval.model_copy(update={"model": model, "out": str(out)})
+    test = cfg.data.test  # recorded in the eval's config.yaml and summary: which problems these are
+    eval_cfg = cfg.eval.model_copy(
+        update={
+            "model": model,
+            "out": str(out),
+            "dataset": test.dataset,
+            "data_path": test.path,
+            "split": test.split or "test",
+        }
+    )
     return run_eval(eval_cfg, problems=problems)
 
 
