@@ -596,7 +596,7 @@ def _results_section(
         doc.para("No eval runs.")
         return
     doc.para(
-        "Accuracy with its 95% bootstrap CI; format = an answer was extractable; truncated = hit max_new_tokens."
+        'Accuracy with its 95% bootstrap CI; format = the response stated its answer (boxed, ####, "the answer is"; a last number picked from the text is graded but not counted here); truncated = hit max_new_tokens.'
     )
     doc.table(RESULTS_HEADERS, results_rows(found.evals))
     if 1 < len(found.evals) <= 8:
