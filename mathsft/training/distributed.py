@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import torch.distributed as tdist
 
 from mathsft.errors import MathsftError
 from mathsft.training import checkpoint as ckpt
+from mathsft.training.packing import micro_batches
 from mathsft.training.tokenize import Tokenized
 
 
@@ -47,7 +49,8 @@ class Dist:
             return cls()
         cuda = torch.cuda.is_available()
         if not tdist.is_initialized():
-            tdist.init_process_group("nccl" if cuda else "gloo")
+            # generous: the other ranks wait at the next collective while rank 0 runs validation generation
+            tdist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(hours=2))
         local = int(os.environ.get("LOCAL_RANK", "0"))
         device = torch.device(f"cuda:{local}") if cuda else torch.device("cpu")
         if cuda:
@@ -89,12 +92,29 @@ class Dist:
 
     # -- data and reductions ----------------------------------------------------------------------------
 
-    def shard_rows(self, rows: list[Tokenized]) -> list[Tokenized]:
+    def micro_batches(
+        self, rows: list[Tokenized], packing: bool, micro_batch_tokens: int | None, grad_accum: int | None
+    ) -> tuple[list[list[Tokenized]], int]:
+        """This rank's micro-batches of one step's ``rows`` and how many trailing ones are fillers.
+
+        Under FSDP every forward and backward is a collective, so all ranks must run the same number of
+        passes: a rank with fewer micro-batches splits its largest ones, and a rank with nothing left to
+        split (or no rows at all, at the ragged end of an epoch) runs the step's shortest row as a filler
+        whose loss is multiplied by zero."""
         if self.world == 1:
-            return rows
-        if len(rows) < self.world:
-            raise MathsftError(f"batch_size must be at least the number of processes ({self.world})")
-        return [rows[i] for i in balance(rows, self.world)[self.rank]]
+            return micro_batches(rows, packing, micro_batch_tokens, grad_accum), 0
+        mine = [rows[i] for i in balance(rows, self.world)[self.rank]]
+        groups = [g for g in micro_batches(mine, packing, micro_batch_tokens, grad_accum) if g]
+        count = torch.tensor([len(groups)], dtype=torch.float64)
+        tdist.all_reduce(count, op=tdist.ReduceOp.MAX)
+        want = int(count[0])
+        while len(groups) < want and any(len(g) > 1 for g in groups):
+            i = max((j for j, g in enumerate(groups) if len(g) > 1), key=lambda j: sum(map(len, groups[j])))
+            half = len(groups[i]) // 2
+            groups[i : i + 1] = [groups[i][:half], groups[i][half:]]
+        fillers = want - len(groups)
+        shortest = min(rows, key=len)
+        return groups + [[shortest]] * fillers, fillers
 
     def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
         if self.world == 1:
@@ -102,9 +122,6 @@ class Dist:
         tensor = tensor.clone()
         tdist.all_reduce(tensor)
         return tensor
-
-    def mean_over_ranks(self, value: float) -> float:
-        return float(self.all_reduce_sum(torch.tensor([value], dtype=torch.float64))[0]) / self.world
 
     def broadcast_float(self, value: float) -> float:
         if self.world == 1:
@@ -128,15 +145,20 @@ class Dist:
         return self._save_sharded(folder, name, model, tokenizer, optimizer, state)
 
     def load(self, path: Path, model: Any, optimizer: Any) -> dict[str, Any]:
+        state = ckpt.load_trainer_state(path)
+        if state.get("world_size", 1) != self.world:
+            raise MathsftError(
+                f"{path} was saved by {state.get('world_size', 1)} process(es); resume with the same number "
+                f"(this run has {self.world})"
+            )
         if self.world == 1:
-            state = ckpt.load_trainer_state(path)
             if "trainable" in state:
                 model.load_state_dict(state["trainable"], strict=False)
             else:
                 ckpt.load_weights(model, path)
             optimizer.load_state_dict(state["optimizer"])
             return state
-        return self._load_sharded(path, model, optimizer)
+        return self._load_sharded(path, model, optimizer, state)
 
     def _save_sharded(
         self, folder: Path, name: str, model: Any, tokenizer: Any, optimizer: Any, state: dict[str, Any]
@@ -156,10 +178,14 @@ class Dist:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
         self.barrier()
-        sharded = {"model": get_model_state_dict(model), "optim": get_optimizer_state_dict(model, optimizer)}
-        dcp.save(sharded, checkpoint_id=str(tmp / "dcp"))
+        if name != ckpt.FINAL:  # a finished run is never resumed: its HF export is all it needs
+            sharded = {
+                "model": get_model_state_dict(model),
+                "optim": get_optimizer_state_dict(model, optimizer),
+            }
+            dcp.save(sharded, checkpoint_id=str(tmp / "dcp"))
+            torch.save(ckpt.rng_state(), tmp / f"rng-rank{self.rank}.pt")
         full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-        torch.save(ckpt.rng_state(), tmp / f"rng-rank{self.rank}.pt")
         self.barrier()
         if self.is_main:
             with torch.device("meta"):
@@ -178,7 +204,7 @@ class Dist:
         self.barrier()
         return target
 
-    def _load_sharded(self, path: Path, model: Any, optimizer: Any) -> dict[str, Any]:
+    def _load_sharded(self, path: Path, model: Any, optimizer: Any, state: dict[str, Any]) -> dict[str, Any]:
         import torch.distributed.checkpoint as dcp
         from torch.distributed.checkpoint.state_dict import (
             get_model_state_dict,
@@ -187,12 +213,6 @@ class Dist:
             set_optimizer_state_dict,
         )
 
-        state = ckpt.load_trainer_state(path)
-        if state.get("world_size") != self.world:
-            raise MathsftError(
-                f"{path} was saved by {state.get('world_size', 1)} process(es); resume with the same number "
-                f"(this run has {self.world})"
-            )
         sharded = {"model": get_model_state_dict(model), "optim": get_optimizer_state_dict(model, optimizer)}
         dcp.load(sharded, checkpoint_id=str(path / "dcp"))
         set_model_state_dict(model, sharded["model"])

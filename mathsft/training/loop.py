@@ -173,7 +173,8 @@ def claim_run_dir(cfg: TrainConfig, out: Path) -> None:
         return
     old = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     new = cfg.model_dump(mode="json")
-    changed = sorted(k for k in set(old) | set(new) if k != "log" and old.get(k) != new.get(k))
+    # a moved run directory is the same run; logging settings do not change the weights
+    changed = sorted(k for k in set(old) | set(new) if k not in {"log", "out"} and old.get(k) != new.get(k))
     if changed:
         raise MathsftError(
             f"{out} holds a training run with a different config (changed: {', '.join(changed)}); "
@@ -208,25 +209,35 @@ class StepCounts:
 
 
 def backward_step(
-    model: Any, batches: list[Batch], average: str, device: torch.device, autocast: Any, dist: Dist
+    model: Any,
+    batches: list[Batch],
+    fillers: int,
+    average: str,
+    device: torch.device,
+    autocast: Any,
+    dist: Dist,
 ) -> StepCounts:
     """Accumulate the gradient of one optimizer step over its micro-batches (and ranks).
 
     The step's supervised-token (and sequence) totals are summed over ranks before the first backward,
-    so every token weighs the same however the step is split."""
+    so every token weighs the same however the step is split. The last ``fillers`` batches only keep the
+    ranks in step (see ``Dist.micro_batches``) and weigh zero."""
+    real = batches[: len(batches) - fillers]
     local = torch.tensor(
         [
-            sum(b.num_targets for b in batches),
-            sum(int((b.target_seq.bincount() > 0).sum()) for b in batches),
-            sum(b.num_tokens for b in batches),
-            sum(b.num_slots for b in batches),
+            sum(b.num_targets for b in real),
+            sum(int((b.target_seq.bincount() > 0).sum()) for b in real),
+            sum(b.num_tokens for b in real),
+            sum(b.num_slots for b in real),
         ],
         dtype=torch.float64,
     )
     targets, seqs, tokens, slots = (int(x) for x in dist.all_reduce_sum(local).tolist())
     loss_value = torch.zeros(1, dtype=torch.float64)
-    for batch in batches:
+    for i, batch in enumerate(batches):
         weights = target_weights(batch, average, targets, seqs).to(device)
+        if i >= len(real):
+            weights = weights * 0
         with autocast():
             ce = step_loss(model, batch, device)
         loss = (ce * weights).sum()
@@ -370,13 +381,11 @@ def _train(
     with _progress(cfg, dist, total, start_step) as advance:
         for step in range(start_step, total):
             rows = [items[i] for i in step_indices(step, len(items), cfg.batch_size, cfg.seed)]
-            rows = dist.shard_rows(rows)
             t0 = time.perf_counter()
-            batches = [
-                collate(g, cfg.packing, pad_id)
-                for g in micro_batches(rows, cfg.packing, cfg.micro_batch_tokens, cfg.grad_accum)
-            ]
-            counts = backward_step(model, batches, cfg.loss_average, device, autocast, dist)
+            groups, fillers = dist.micro_batches(rows, cfg.packing, cfg.micro_batch_tokens, cfg.grad_accum)
+            rows = [r for g in groups[: len(groups) - fillers] for r in g]
+            batches = [collate(g, cfg.packing, pad_id) for g in groups]
+            counts = backward_step(model, batches, fillers, cfg.loss_average, device, autocast, dist)
             grad_norm = dist.clip_grad_norm(model, cfg.grad_clip)
             lr = scheduler.get_last_lr()[0]
             optimizer.step()
@@ -444,8 +453,7 @@ def _validate(
     """Validation loss and generation accuracy of the checkpoint ``path``; updates ``best.json``."""
     row: dict[str, Any] = {"train_step": step}
     if val_rows:
-        loss = validation_loss(model, dist.shard_rows(val_rows), cfg, pad_id, device, autocast)
-        row["eval/loss"] = dist.mean_over_ranks(loss)
+        row["eval/loss"] = validation_loss(model, val_rows, cfg, pad_id, device, autocast, dist)
     if val_problems and dist.is_main:
         summary = validation_accuracy(
             path, val_problems, cfg, path.parents[1] / "validation" / ckpt.step_name(step)

@@ -9,28 +9,37 @@ import torch
 
 from mathsft.data.schema import Problem
 from mathsft.training.config import TrainConfig
+from mathsft.training.distributed import Dist
 from mathsft.training.loss import step_loss
-from mathsft.training.packing import collate, micro_batches
+from mathsft.training.packing import collate
 from mathsft.training.tokenize import Tokenized
 
 
 @torch.no_grad()
 def validation_loss(
-    model: Any, rows: list[Tokenized], cfg: TrainConfig, pad_id: int, device: torch.device, autocast: Any
+    model: Any,
+    rows: list[Tokenized],
+    cfg: TrainConfig,
+    pad_id: int,
+    device: torch.device,
+    autocast: Any,
+    dist: Dist,
 ) -> float:
-    """Mean cross-entropy per supervised token over ``rows``."""
+    """Mean cross-entropy per supervised token over ``rows`` (split over the ranks)."""
     was_training = model.training
     model.eval()
-    total, count = 0.0, 0
+    sums = torch.zeros(2, dtype=torch.float64)
     for start in range(0, len(rows), cfg.batch_size):
         chunk = rows[start : start + cfg.batch_size]
-        for group in micro_batches(chunk, cfg.packing, cfg.micro_batch_tokens, cfg.grad_accum):
+        groups, fillers = dist.micro_batches(chunk, cfg.packing, cfg.micro_batch_tokens, cfg.grad_accum)
+        for i, group in enumerate(groups):
             batch = collate(group, cfg.packing, pad_id)
             with autocast():
                 ce = step_loss(model, batch, device)
-            total += float(ce.sum())
-            count += batch.num_targets
+            if i < len(groups) - fillers:
+                sums += torch.tensor([float(ce.sum()), batch.num_targets], dtype=torch.float64)
     model.train(was_training)
+    total, count = dist.all_reduce_sum(sums).tolist()
     return total / max(count, 1)
 
 

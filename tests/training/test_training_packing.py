@@ -50,7 +50,7 @@ def grads(
         model.set_attn_implementation("sdpa")
     model.zero_grad()
     batches = [collate(g, packing, 0) for g in micro_batches(rows, packing, tokens, grad_accum)]
-    counts = backward_step(model, batches, average, torch.device("cpu"), contextlib.nullcontext, Dist())
+    counts = backward_step(model, batches, 0, average, torch.device("cpu"), contextlib.nullcontext, Dist())
     out = {n: p.grad.clone() for n, p in model.named_parameters()}
     model.set_attn_implementation("mathsft_packed")
     return counts, out, len(batches)

@@ -1,0 +1,171 @@
+"""`mathsft train` under torchrun (2 CPU processes, gloo, FSDP2): the same weights as one process with the
+same global batch, validation loss over both ranks, and kill-and-resume ending equal to an uninterrupted run.
+
+The data is chosen to stress the rank bookkeeping: 25 examples at batch 8 leave one example for the last
+step (one rank runs a zero-weight filler), and a 256-token micro-batch budget gives the ranks different
+micro-batch counts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+
+from mathsft.data import synthetic_problems
+from mathsft.training import problems_to_examples
+from mathsft.training.distributed import balance
+from mathsft.training.tokenize import Tokenized
+
+ARGS = [
+    "--max-length", "256", "--batch-size", "8", "--lr", "1e-3", "--seed", "0",
+    "epochs=1", "micro_batch_tokens=256", "peak_tflops=1.0", "save_every=1", "keep_last=4",
+    "eval_every=2", "val_max_new_tokens=8", "val_dataset=gsm8k", "log.progress=false",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("dist-data")
+    train = folder / "sft.jsonl"
+    examples = problems_to_examples(synthetic_problems("train", 25, 0))
+    train.write_text(
+        "".join(json.dumps({"prompt": e.prompt, "response": e.response}) + "\n" for e in examples)
+    )
+    val = folder / "val.jsonl"
+    problems = synthetic_problems("test", 5, 1)
+    val.write_text(
+        "".join(
+            json.dumps({"question": p.problem, "answer": f"{p.solution}\n#### {p.answer}"}) + "\n"
+            for p in problems
+        )
+    )
+    return train, val
+
+
+def command(procs: int, model: Path, files: tuple[Path, Path], out: Path) -> list[str]:
+    train, val = files
+    args = ["--model", str(model), "--data", str(train), "--out", str(out), *ARGS, f"val_data={val}"]
+    if procs == 1:
+        return [sys.executable, "-m", "mathsft", "train", *args]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(procs)]
+    return [*launcher, "--standalone", "-m", "mathsft", "train", *args]
+
+
+def run(cmd: list[str]) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+
+
+def weights(run_dir: Path) -> dict:
+    return load_file(run_dir / "checkpoints" / "final" / "model.safetensors")
+
+
+def metric_rows(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_model_dir: Path, files: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> dict:
+    folder = tmp_path_factory.mktemp("dist-runs")
+    out = {n: folder / f"procs{n}" for n in (1, 2)}
+    for n, run_dir in out.items():
+        run(command(n, tiny_model_dir, files, run_dir))
+    return out
+
+
+def test_two_processes_end_with_the_weights_of_one(runs: dict) -> None:
+    one, two = weights(runs[1]), weights(runs[2])
+    assert one.keys() == two.keys()
+    worst = max(float((one[k] - two[k]).abs().max()) for k in one)
+    assert worst < 1e-5, worst
+    losses = {n: [r["train/loss"] for r in metric_rows(d) if "train/loss" in r] for n, d in runs.items()}
+    assert len(losses[1]) == len(losses[2]) == 4
+    assert losses[1] == pytest.approx(losses[2], rel=1e-5)
+    tokens = {
+        n: [r["train/supervised_tokens"] for r in metric_rows(d) if "train/loss" in r]
+        for n, d in runs.items()
+    }
+    assert tokens[1] == tokens[2]  # the filler of the ragged last step is not counted
+
+
+def test_validation_loss_covers_both_ranks(runs: dict) -> None:
+    val = {n: [r for r in metric_rows(d) if "eval/loss" in r] for n, d in runs.items()}
+    assert [r["train_step"] for r in val[2]] == [2, 4]
+    assert [r["eval/loss"] for r in val[1]] == pytest.approx([r["eval/loss"] for r in val[2]], rel=1e-5)
+    assert all("eval/accuracy" in r for r in val[2])
+
+
+def test_sharded_checkpoints_and_a_plain_hf_export(runs: dict) -> None:
+    from transformers import AutoModelForCausalLM
+
+    folder = runs[2] / "checkpoints"
+    step = folder / "step-000002"
+    assert (step / "dcp" / ".metadata").is_file()
+    assert {p.name for p in step.glob("rng-rank*.pt")} == {"rng-rank0.pt", "rng-rank1.pt"}
+    final = folder / "final"
+    assert not (final / "dcp").exists()  # a finished run is never resumed
+    model = AutoModelForCausalLM.from_pretrained(final)
+    assert sum(p.numel() for p in model.parameters()) > 0
+    manifest = json.loads((runs[2] / "manifest.json").read_text())
+    assert manifest["world_size"] == 2
+
+
+def test_kill_and_resume_with_two_processes_ends_equal(
+    runs: dict, tiny_model_dir: Path, files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        command(2, tiny_model_dir, files, out),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not (out / "checkpoints" / "step-000002").is_dir():
+            assert proc.poll() is None, "the run ended before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not (out / "checkpoints" / "final").exists()
+    run(command(2, tiny_model_dir, files, out))
+    resumed, straight = weights(out), weights(runs[2])
+    assert all(bool((resumed[k] == straight[k]).all()) for k in straight)
+
+
+def test_a_world_size_change_is_refused(
+    runs: dict, tiny_model_dir: Path, files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import shutil
+
+    out = tmp_path / "resized"
+    shutil.copytree(runs[2], out)
+    shutil.rmtree(out / "checkpoints" / "final")
+    done = subprocess.run(command(1, tiny_model_dir, files, out), capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert "saved by 2 process(es)" in done.stderr
+
+
+def rows_of(lengths: list[int]) -> list[Tokenized]:
+    return [Tokenized(np.arange(n), np.zeros(n, dtype=bool), f"r{i}") for i, n in enumerate(lengths)]
+
+
+def test_balance_deals_every_row_once_and_evens_the_tokens() -> None:
+    rows = rows_of([90, 10, 50, 50, 30, 70, 20, 40])
+    parts = balance(rows, 2)
+    assert sorted(i for p in parts for i in p) == list(range(8))
+    loads = [sum(len(rows[i]) for i in p) for p in parts]
+    assert abs(loads[0] - loads[1]) <= 10
