@@ -7,6 +7,12 @@ that fails ``max_retries + 1`` times, or ``max_consecutive_failures`` failed att
 all requests, stops the run with a ``GenerationError`` instead of looping forever; requests already
 finished have been handed to ``on_result`` by then, so a caller that persists them loses nothing.
 
+Several endpoints (``base_url`` a list: replicas of one model behind separate servers) share the load:
+each attempt goes to the healthy endpoint with the fewest requests in flight, round-robin among ties, and
+a retry goes to another one. An endpoint that fails ``endpoint_max_failures`` attempts in a row (timeouts,
+dropped connections, 5xx) is taken out for a cool-down that doubles while it stays down, and is probed with
+``GET /models`` before it gets work again. With several endpoints, all are probed at the start.
+
 The API key is read from the environment variable named by ``api_key_env`` and sent only in the
 ``Authorization`` header: it is never stored on the object, logged or put in an error message.
 """
@@ -22,7 +28,7 @@ import random
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
@@ -46,6 +52,32 @@ class _Failure(Exception):
     kind: str
     detail: str
     retry_after: float | None = None
+
+
+@dataclass
+class _Endpoint:
+    """One server of the pool, its health and its share of the work."""
+
+    url: str
+    in_flight: int = 0
+    failures_in_a_row: int = 0
+    down_until: float = 0.0  # time.monotonic(); probed before it gets work again
+    cooldown: float = 0.0
+    counts: dict[str, int] = field(
+        default_factory=lambda: {"requests": 0, "succeeded": 0, "failed": 0, "taken_out": 0}
+    )
+
+    @property
+    def down(self) -> bool:
+        return self.down_until > 0
+
+
+ENDPOINT_FAILURES = (
+    "timeout",
+    "connection",
+    "http_5xx",
+    "malformed",
+)  # the server's fault, not the request's
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -84,7 +116,7 @@ class OpenAIBackend:
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | Sequence[str],
         model: str,
         api_key_env: str = "OPENAI_API_KEY",
         concurrency: int = 16,
@@ -97,6 +129,8 @@ class OpenAIBackend:
         max_retry_after: float = 120.0,
         max_consecutive_failures: int | None = None,
         extra_body: dict[str, Any] | None = None,
+        endpoint_max_failures: int = 3,
+        endpoint_cooldown: float = 10.0,
     ) -> None:
         if endpoint not in ("chat", "completions"):
             raise MathsftError(f"openai backend: endpoint must be 'chat' or 'completions', got {endpoint!r}")
@@ -104,7 +138,15 @@ class OpenAIBackend:
             raise MathsftError(f"openai backend: n_mode must be 'n' or 'seeds', got {n_mode!r}")
         if concurrency < 1 or max_retries < 0 or timeout <= 0:
             raise MathsftError("openai backend: needs concurrency >= 1, max_retries >= 0 and timeout > 0")
-        self.base_url = base_url.rstrip("/")
+        urls = [base_url] if isinstance(base_url, str) else list(base_url)
+        if not urls or not all(isinstance(u, str) and u.strip() for u in urls):
+            raise MathsftError(
+                f"openai backend: base_url must be one URL or a list of URLs, got {base_url!r}"
+            )
+        self.base_urls = [u.strip().rstrip("/") for u in urls]
+        self.base_url = ", ".join(self.base_urls)  # for messages
+        self.endpoint_max_failures = endpoint_max_failures
+        self.endpoint_cooldown = endpoint_cooldown
         self.model_name = model
         self.api_key_env = api_key_env
         self.concurrency = concurrency
@@ -121,6 +163,8 @@ class OpenAIBackend:
         self.stats: dict[str, Any] = self._fresh_stats()
         self._rng = random.Random(0)
         self._consecutive_failures = 0
+        self._pool = [_Endpoint(u) for u in self.base_urls]
+        self._turn = 0
 
     @staticmethod
     def _fresh_stats() -> dict[str, Any]:
@@ -133,6 +177,7 @@ class OpenAIBackend:
             "n_topped_up": 0,
             "prompt_tokens": 0,
             "completion_tokens": 0,
+            "endpoints": {},
         }
 
     def __repr__(self) -> str:
@@ -193,9 +238,9 @@ class OpenAIBackend:
         results: list[list[Completion]] = [[] for _ in requests]
         semaphore = asyncio.Semaphore(self.concurrency)
         limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
-        async with httpx.AsyncClient(
-            base_url=self.base_url, headers=self._headers(), timeout=self.timeout, limits=limits
-        ) as client:
+        async with httpx.AsyncClient(headers=self._headers(), timeout=self.timeout, limits=limits) as client:
+            if len(self._pool) > 1:
+                await self._probe_all(client)
 
             async def one(index: int, request: Request) -> None:
                 results[index] = await self._complete_request(client, semaphore, request, params)
@@ -214,7 +259,83 @@ class OpenAIBackend:
                         first = err
                         break
                 raise first from None
+            finally:
+                self.stats["endpoints"] = {e.url: dict(e.counts) for e in self._pool}
         return results
+
+    # -- the endpoint pool --------------------------------------------------------------------------
+
+    async def _probe(self, client: httpx.AsyncClient, endpoint: _Endpoint) -> bool:
+        """A server that answers ``GET /models`` at all is up (``transformers serve`` answers it with a 500)."""
+        try:
+            async with asyncio.timeout(min(self.timeout, 10.0)):
+                await client.get(f"{endpoint.url}/models")
+        except (TimeoutError, httpx.HTTPError):
+            return False
+        return True
+
+    async def _probe_all(self, client: httpx.AsyncClient) -> None:
+        alive = await asyncio.gather(*(self._probe(client, e) for e in self._pool))
+        for endpoint, ok in zip(self._pool, alive, strict=True):
+            if not ok:
+                self._take_out(endpoint, "does not answer GET /models")
+        if not any(alive):
+            raise GenerationError(
+                f"none of the {len(self._pool)} endpoints answers GET /models: {self.base_url}"
+            )
+
+    def _take_out(self, endpoint: _Endpoint, why: str) -> None:
+        endpoint.cooldown = min(300.0, endpoint.cooldown * 2 or self.endpoint_cooldown)
+        endpoint.down_until = time.monotonic() + endpoint.cooldown
+        endpoint.counts["taken_out"] += 1
+        log.warning("endpoint %s taken out for %.0fs: %s", endpoint.url, endpoint.cooldown, why)
+
+    async def _acquire(self, client: httpx.AsyncClient, avoid: _Endpoint | None) -> _Endpoint:
+        """The endpoint for the next attempt (waiting while every one is cooling down)."""
+        while True:
+            now = time.monotonic()
+            ready = [e for e in self._pool if e.down_until <= now] or (
+                [] if len(self._pool) > 1 else self._pool
+            )
+            if len(ready) > 1 and avoid in ready:
+                ready.remove(avoid)
+            if ready:
+                n = len(self._pool)
+                endpoint = min(ready, key=lambda e: (e.in_flight, (self._pool.index(e) - self._turn) % n))
+                self._turn = (self._pool.index(endpoint) + 1) % n
+                if endpoint.down and len(self._pool) > 1:
+                    endpoint.down_until = now + 1e9  # nobody else picks it while it is probed
+                    if not await self._probe(client, endpoint):
+                        self._take_out(endpoint, "still does not answer GET /models")
+                        continue
+                    log.warning("endpoint %s is back", endpoint.url)
+                    endpoint.down_until = endpoint.cooldown = 0.0
+                endpoint.in_flight += 1
+                return endpoint
+            await asyncio.sleep(max(0.01, min(e.down_until for e in self._pool) - now))
+
+    def _release(self, endpoint: _Endpoint, failure: _Failure | None) -> None:
+        endpoint.in_flight -= 1
+        endpoint.counts["requests"] += 1
+        if failure is None:
+            endpoint.counts["succeeded"] += 1
+            endpoint.failures_in_a_row = 0
+            return
+        endpoint.counts["failed"] += 1
+        if failure.kind not in ENDPOINT_FAILURES:
+            return
+        endpoint.failures_in_a_row += 1
+        if (
+            len(self._pool) > 1
+            and endpoint.failures_in_a_row >= self.endpoint_max_failures
+            and not endpoint.down
+        ):
+            self._take_out(
+                endpoint, f"{endpoint.failures_in_a_row} failed attempts in a row ({failure.kind})"
+            )
+            endpoint.failures_in_a_row = 0
+
+    # -- requests -----------------------------------------------------------------------------------
 
     async def _complete_request(
         self,
@@ -277,16 +398,20 @@ class OpenAIBackend:
         """One logical call with its retries; returns the choices of the first successful attempt."""
         payload = self._payload(prompt, params, n, seed)
         path = "/chat/completions" if self.endpoint == "chat" else "/completions"
+        last: _Endpoint | None = None
         for attempt in range(self.max_retries + 1):
             if attempt:
                 self.stats["retries"] += 1
             async with semaphore:
                 started = time.perf_counter()
+                last = await self._acquire(client, avoid=last)
                 try:
-                    completions = await self._attempt(client, path, payload)
+                    completions = await self._attempt(client, last.url, path, payload)
                 except _Failure as failure:
                     error = failure
+                    self._release(last, failure)
                 else:
+                    self._release(last, None)
                     latency = time.perf_counter() - started
                     for completion in completions:
                         completion.latency_s = latency
@@ -298,7 +423,7 @@ class OpenAIBackend:
                 await asyncio.sleep(self._delay(error, attempt))
         self.stats["gave_up"] += 1
         raise GenerationError(
-            f"{self.base_url}{path}: request failed {self.max_retries + 1} times; last error: "
+            f"{last.url if last else self.base_url}{path}: request failed {self.max_retries + 1} times; last error: "
             f"{error.kind}: {error.detail} (failures so far: {self._failure_summary()})"
         )
 
@@ -326,14 +451,14 @@ class OpenAIBackend:
         return backoff_delay(attempt, self.backoff_base, self.backoff_max, self._rng)
 
     async def _attempt(
-        self, client: httpx.AsyncClient, path: str, payload: dict[str, Any]
+        self, client: httpx.AsyncClient, url: str, path: str, payload: dict[str, Any]
     ) -> list[Completion]:
         self.stats["http_requests"] += 1
         try:
             # a hard deadline on the whole attempt: httpx's timeouts are per read, so a server that
             # trickles bytes would otherwise never time out
             async with asyncio.timeout(self.timeout):
-                response = await client.post(path, json=payload)
+                response = await client.post(f"{url}{path}", json=payload)
         except (TimeoutError, httpx.TimeoutException):
             raise _Failure("timeout", f"no complete response within {self.timeout:g}s") from None
         except httpx.TransportError as err:
@@ -344,10 +469,7 @@ class OpenAIBackend:
             retry_after = parse_retry_after(response.headers.get("retry-after"))
             raise _Failure(kind, f"HTTP {status}: {_snippet(response.text)}", retry_after)
         if status >= 400:
-            raise _Failure(
-                "fatal",
-                f"{self.base_url}{path}: HTTP {status} (not retried): {_snippet(response.text)}",
-            )
+            raise _Failure("fatal", f"{url}{path}: HTTP {status} (not retried): {_snippet(response.text)}")
         try:
             body = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):

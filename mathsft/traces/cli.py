@@ -25,7 +25,10 @@ def traces_command(
     ] = None,
     config: Annotated[Path | None, typer.Option("--config", help="YAML file of TracesConfig keys.")] = None,
     base_url: Annotated[
-        str | None, typer.Option(help="OpenAI-compatible server, http://HOST:PORT/v1.")
+        list[str] | None,
+        typer.Option(
+            help="OpenAI-compatible server, http://HOST:PORT/v1; repeat to share work over several."
+        ),
     ] = None,
     model: Annotated[str | None, typer.Option(help="Served model name, or a model spec for hf/vllm.")] = None,
     backend: Annotated[
@@ -74,7 +77,7 @@ def traces_command(
     flags: dict[str, Any] = {
         name: value
         for name, value in {
-            "base_url": base_url,
+            "base_url": base_url[0] if base_url and len(base_url) == 1 else base_url,
             "model": model,
             "backend": backend,
             "endpoint": endpoint,

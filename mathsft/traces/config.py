@@ -23,7 +23,8 @@ class TracesConfig(StrictModel):
     # teacher
     backend: Literal["auto", "openai", "hf", "vllm"] = "auto"  # auto: openai when base_url is set, else hf
     model: str = DEFAULT_MODEL  # served model name (openai) or a model spec (hf/vllm)
-    base_url: str | None = None  # http://HOST:PORT/v1
+    # http://HOST:PORT/v1, or a list of servers of the same model that share the work (see generation/openai.py)
+    base_url: str | list[str] | None = None
     api_key_env: str = "OPENAI_API_KEY"  # the key itself never enters the config
     endpoint: Literal["chat", "completions"] = "chat"
     n_mode: Literal["n", "seeds"] = "n"  # seeds: one request per sample, for servers that ignore n

@@ -191,3 +191,68 @@ def test_generate_works_inside_a_running_event_loop():
 
         out = asyncio.run(caller())
     assert "\\boxed{42}" in out[0][0].text
+
+
+# -- several endpoints ---------------------------------------------------------------------------------
+
+
+def many(n: int) -> list[Request]:
+    return [Request("What is 2+3?" if i % 2 else "What is 7*6?", seed=i) for i in range(n)]
+
+
+def test_several_endpoints_share_the_work():
+    settings = StubSettings(answers=ANSWERS, correct_rate=1.0, latency_s=0.02)
+    with StubServer(settings) as a, StubServer(settings) as b, StubServer(settings) as c:
+        client = backend([a.url, b.url, c.url], concurrency=6)
+        out = client.generate(many(30), PARAMS)
+    assert all(len(cs) == 1 and "\\boxed{" in cs[0].text for cs in out)
+    served = [len(s.seen) for s in (a, b, c)]
+    assert sum(served) == 30 and min(served) >= 6, served
+    assert [client.stats["endpoints"][s.url]["succeeded"] for s in (a, b, c)] == served
+
+
+def test_a_dead_endpoint_is_found_at_the_start_and_skipped():
+    with StubServer() as gone:
+        dead = gone.url
+    with StubServer(StubSettings(answers=ANSWERS, correct_rate=1.0)) as live:
+        client = backend([dead, live.url])
+        out = client.generate(many(8), PARAMS)
+    assert all(len(cs) == 1 for cs in out) and len(live.seen) == 8
+    assert client.stats["endpoints"][dead] == {"requests": 0, "succeeded": 0, "failed": 0, "taken_out": 1}
+    assert client.stats["failures"]["connection"] == 0
+
+
+def test_an_endpoint_failing_mid_run_is_taken_out_and_its_requests_retried_elsewhere():
+    settings = StubSettings(answers=ANSWERS, correct_rate=1.0, latency_s=0.01)
+    with StubServer(StubSettings(faults={"500": 1.0})) as bad, StubServer(settings) as good:
+        client = backend([bad.url, good.url], concurrency=2, endpoint_cooldown=60)
+        out = client.generate(many(20), PARAMS)
+    assert all(len(cs) == 1 for cs in out)
+    stats = client.stats["endpoints"]
+    assert stats[bad.url]["taken_out"] == 1 and stats[bad.url]["failed"] == 3
+    assert stats[good.url]["succeeded"] == 20
+    assert client.stats["failures"]["http_5xx"] == 3 and client.stats["retries"] == 3
+
+
+def test_an_endpoint_that_recovers_gets_work_again():
+    settings = StubSettings(answers=ANSWERS, correct_rate=1.0, latency_s=0.05)
+    flaky = StubSettings(answers=ANSWERS, correct_rate=1.0, latency_s=0.05, script=["500", "500", "500"])
+    with StubServer(flaky) as a, StubServer(settings) as b:
+        client = backend([a.url, b.url], concurrency=2, endpoint_cooldown=0.2)
+        out = client.generate(many(30), PARAMS)
+    assert all(len(cs) == 1 for cs in out)
+    stats = client.stats["endpoints"][a.url]
+    assert stats["taken_out"] == 1 and stats["failed"] == 3 and stats["succeeded"] > 0
+
+
+def test_no_live_endpoint_is_one_clear_error():
+    with StubServer() as one, StubServer() as two:
+        urls = [one.url, two.url]
+    client = backend(urls)
+    with pytest.raises(GenerationError, match="none of the 2 endpoints answers GET /models"):
+        client.generate(many(2), PARAMS)
+
+
+def test_base_url_must_name_a_server():
+    with pytest.raises(MathsftError, match="base_url must be one URL or a list"):
+        backend([])

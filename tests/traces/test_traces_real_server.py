@@ -56,6 +56,10 @@ def served_model(smollm2_dir: Path, tmp_path_factory: pytest.TempPathFactory):
             if time.monotonic() > deadline:
                 pytest.fail(f"transformers serve did not come up in 180 s: {log.read_text()[-2000:]}")
             time.sleep(1)
+        # the server loads the model on the first request (a minute on a busy 2-core machine): do it
+        # here, so the test's own timeouts measure the traces path and not the cold start
+        warm = {"model": str(smollm2_dir), "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
+        httpx.post(f"{url}/v1/chat/completions", json=warm, timeout=300).raise_for_status()
         yield f"{url}/v1", str(smollm2_dir)
     finally:
         server.terminate()

@@ -213,3 +213,29 @@ def test_samples_graded_by_another_grader_are_regraded_without_requests(tmp_path
     assert stats["this_run"]["regraded_samples"] == len(original)
     assert [r["correct"] for r in read_rows(out)] == [r["correct"] for r in original]
     assert_consistent(out, {p.id for p in problems})
+
+
+def test_traces_shared_over_several_endpoints_survive_a_dead_one(tmp_path):
+    problems = make_problems(6)
+    data = write_gsm8k(tmp_path / "train.jsonl", problems)
+    answers = {p.problem: p.answer for p in problems}
+    out = tmp_path / "run"
+    with StubServer() as gone:
+        dead = gone.url
+    with (
+        StubServer(StubSettings(answers=answers, seed=1)) as a,
+        StubServer(StubSettings(answers=answers, seed=1)) as b,
+    ):
+        cmd = [
+            sys.executable, "-m", "mathsft", "traces", "--base-url", a.url, "--base-url", dead,
+            "--base-url", b.url, "--model", "stub", "--dataset", "gsm8k", "--data-path", str(data),
+            "--samples", str(K), "--out", str(out), "--concurrency", "4", "--n-mode", "seeds", "contamination=[]",
+        ]  # fmt: skip
+        done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert_consistent(out, {f"gsm8k/train/{i}" for i in range(len(problems))})
+    endpoints = json.loads((out / "stats.json").read_text())["requests"]["endpoints"]
+    assert endpoints[dead]["requests"] == 0 and endpoints[dead]["taken_out"] == 1
+    assert endpoints[a.url]["succeeded"] > 0 and endpoints[b.url]["succeeded"] > 0
+    assert endpoints[a.url]["succeeded"] + endpoints[b.url]["succeeded"] == len(problems) * K
+    assert f"endpoint {dead} taken out" in done.stderr
