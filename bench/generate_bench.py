@@ -20,58 +20,15 @@ import time
 from pathlib import Path
 
 import torch
+from random_models import RANDOM_CONFIGS, build_random_model
 
-from mathsft.data import load_problems
+from mathsft.data import load_problems, synthetic_problems
 from mathsft.generation.base import Request, SamplingParams
 from mathsft.generation.hf import HFBackend
 from mathsft.models import load_model, load_tokenizer
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gsm8k" / "test.jsonl"
 SUFFIX = "\nPlease reason step by step, and put your final answer within \\boxed{}."
-
-# Qwen2.5-0.5B's architecture (config.json of Qwen/Qwen2.5-0.5B), so a GPU without internet can build it
-# with random weights; the vocabulary is the bundled tokenizer's, which changes only the embedding size.
-RANDOM_CONFIGS = {
-    "qwen2.5-0.5b": {
-        "model_type": "qwen2",
-        "hidden_size": 896,
-        "intermediate_size": 4864,
-        "num_hidden_layers": 24,
-        "num_attention_heads": 14,
-        "num_key_value_heads": 2,
-        "max_position_embeddings": 32768,
-        "rms_norm_eps": 1e-6,
-        "rope_theta": 1000000.0,
-        "tie_word_embeddings": True,
-        "hidden_act": "silu",
-    }
-}
-
-
-def build_random_model(name: str, out: Path) -> Path:
-    """Write a randomly initialized model of a known architecture with the bundled tokenizer to ``out``."""
-    from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
-
-    tokenizer = load_tokenizer("smollm2-135m")
-    spec = dict(RANDOM_CONFIGS[name])
-    config = AutoConfig.for_model(
-        spec.pop("model_type"),
-        vocab_size=len(tokenizer),
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        **spec,
-    )
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    model.generation_config = GenerationConfig(
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
 
 
 def real_tokens(row: list[int], eos: set[int]) -> list[int]:
@@ -167,7 +124,7 @@ def bench_dtype(
     return rows
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -181,7 +138,7 @@ def main() -> None:
     parser.add_argument("--dtypes", default="float32", help="comma list of float32,bfloat16,float16")
     parser.add_argument("--modes", default="single,plain,hf")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     model_spec = args.model
     if args.random_init_config:
@@ -190,7 +147,11 @@ def main() -> None:
             out if (out / "config.json").is_file() else build_random_model(args.random_init_config, out)
         )
     tokenizer = load_tokenizer(model_spec, padding_side="left")
-    problems = load_problems("gsm8k", args.data, limit=None)[: args.n_prompts]
+    if Path(args.data).is_file():
+        problems = load_problems("gsm8k", args.data, limit=None)[: args.n_prompts]
+    else:  # a lent GPU machine has no ../shared/data
+        print(f"{args.data} is absent: synthetic word problems instead")
+        problems = synthetic_problems("test", args.n_prompts, 0)
     chats = [[{"role": "user", "content": p.problem + SUFFIX}] for p in problems]
     prompts = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in chats]
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
