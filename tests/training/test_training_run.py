@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from mathsft.data import synthetic_problems
@@ -194,3 +195,44 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
 
     result = CliRunner().invoke(app, ["train", "--out", str(tmp_path), "nonsense_key=1"])
     assert result.exit_code != 0 and "nonsense_key" in str(result.exception)
+
+
+def test_lora_trains_adapters_only_exports_merged_weights_and_resumes(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("peft", reason="LoRA needs the lora extra (peft)")
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from mathsft.training.config import LoraConfig
+
+    examples = problems_to_examples(synthetic_problems("train", 12, 0))
+    cfg = TrainConfig(
+        model=str(tiny_model_dir),
+        out=str(tmp_path / "lora"),
+        max_steps=3,
+        batch_size=4,
+        max_length=256,
+        lr=1e-2,
+        save_every=1,
+        keep_last=3,
+        peak_tflops=1.0,
+        lora=LoraConfig(r=4, alpha=8, target_modules=["q_proj", "v_proj"]),
+    )
+    run = train(cfg, examples=examples)
+    base = load_file(tiny_model_dir / "model.safetensors")
+    final = load_file(run / "checkpoints" / "final" / "model.safetensors")
+    assert final.keys() == base.keys()  # a plain HF model: adapters merged, no peft names
+    assert not (run / "checkpoints" / "final" / "adapter_config.json").exists()
+    changed = {k for k in base if not torch.equal(base[k], final[k])}
+    assert changed and all(k.endswith(("q_proj.weight", "v_proj.weight")) for k in changed)
+
+    # resume from step 2 (as after a crash): the same final weights
+    resumed = tmp_path / "lora-resumed"
+    shutil.copytree(run, resumed)
+    for name in ("final", "step-000003"):
+        shutil.rmtree(resumed / "checkpoints" / name, ignore_errors=True)
+    train(cfg.model_copy(update={"out": str(resumed)}), examples=examples)
+    again = load_file(resumed / "checkpoints" / "final" / "model.safetensors")
+    assert all(torch.equal(again[k], final[k]) for k in final)
