@@ -236,3 +236,27 @@ def test_lora_trains_adapters_only_exports_merged_weights_and_resumes(
     train(cfg.model_copy(update={"out": str(resumed)}), examples=examples)
     again = load_file(resumed / "checkpoints" / "final" / "model.safetensors")
     assert all(torch.equal(again[k], final[k]) for k in final)
+
+
+def test_tensorboard_gets_the_metrics_rows(tiny_model_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard", reason="log.tensorboard needs the tensorboard package")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from mathsft.training.config import LogConfig
+
+    cfg = TrainConfig(
+        model=str(tiny_model_dir),
+        out=str(tmp_path / "tb"),
+        max_steps=2,
+        batch_size=4,
+        max_length=256,
+        peak_tflops=1.0,
+        log=LogConfig(tensorboard=True, progress=False),
+    )
+    run = train(cfg, examples=problems_to_examples(synthetic_problems("train", 8, 0)))
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    assert {"train/loss", "train/lr", "train/mfu"} <= set(events.Tags()["scalars"])
+    logged = [json.loads(line)["train/loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [e.value for e in events.Scalars("train/loss")] == pytest.approx(logged, rel=1e-6)
+    assert [e.step for e in events.Scalars("train/loss")] == [1, 2]
