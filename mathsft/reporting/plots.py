@@ -18,7 +18,7 @@ matplotlib.use("Agg")  # no display here, and none needed: files only
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.ticker import FixedLocator, NullLocator, PercentFormatter
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
 
 Rows = Sequence[Mapping[str, Any]]
 DPI = 120
@@ -137,7 +137,7 @@ def plot_val_accuracy(runs: Mapping[str, Rows], path: str | Path) -> Path:
         drawn = True
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("validation accuracy")
-    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    _percent_axis(ax)
     ax.set_title("Validation accuracy (band: 95% CI)")
     ax.grid(alpha=0.3)
     if drawn:
@@ -190,7 +190,7 @@ def plot_accuracy_vs_size(
         ax.text(0.5, 0.5, "no finished arms", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("training examples")
     ax.set_ylabel("test accuracy")
-    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    _percent_axis(ax)
     ax.set_ylim(bottom=0)
     ax.set_title("Final accuracy vs dataset size (bars: 95% CI)")
     ax.grid(alpha=0.3)
@@ -208,10 +208,16 @@ def plot_accuracy_bars(points: Sequence[AccuracyPoint], path: str | Path) -> Pat
     for xi, p in zip(x, points, strict=True):
         ax.text(xi, p.ci95[1], f"{p.accuracy:.1%}\n(n={p.n})", ha="center", va="bottom", fontsize=8)
     ax.set_xticks(x, [p.label for p in points])
-    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+    _percent_axis(ax)
     top = max([p.ci95[1] for p in points] + [0.05])
     ax.set_ylim(0, min(1.0, top * 1.25 + 0.02))
     ax.set_ylabel("accuracy")
     ax.set_title("Accuracy (bars: 95% CI)")
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
+
+
+def _percent_axis(ax: Any) -> None:
+    """Whole-percent labels on ticks that are whole percents (no 2.5% tick shown as "2%")."""
+    ax.yaxis.set_major_locator(MaxNLocator(nbins=8, steps=[1, 2, 5, 10]))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: f"{100 * y:.4g}%"))

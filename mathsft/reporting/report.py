@@ -13,6 +13,7 @@ import base64
 import html
 import json
 import random
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -147,9 +148,11 @@ def load_train_run(path: str | Path, name: str | None = None) -> TrainRun:
     )
 
 
-def _stage_key(path: Path) -> tuple[int, str]:
+def _stage_key(path: Path) -> tuple[int, list[Any]]:
+    """Pipeline stages in order, then other names in natural order (n32 before n128)."""
     name = path.name
-    return (STAGE_ORDER.index(name) if name in STAGE_ORDER else len(STAGE_ORDER), name)
+    natural = [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+    return (STAGE_ORDER.index(name) if name in STAGE_ORDER else len(STAGE_ORDER), natural)
 
 
 def collect(run_dirs: Sequence[str | Path]) -> Collected:
