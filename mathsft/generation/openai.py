@@ -294,16 +294,14 @@ class OpenAIBackend:
         """The endpoint for the next attempt (waiting while every one is cooling down)."""
         while True:
             now = time.monotonic()
-            ready = [e for e in self._pool if e.down_until <= now] or (
-                [] if len(self._pool) > 1 else self._pool
-            )
+            ready = [e for e in self._pool if e.down_until <= now]  # a lone endpoint is never taken out
             if len(ready) > 1 and avoid in ready:
                 ready.remove(avoid)
             if ready:
                 n = len(self._pool)
                 endpoint = min(ready, key=lambda e: (e.in_flight, (self._pool.index(e) - self._turn) % n))
                 self._turn = (self._pool.index(endpoint) + 1) % n
-                if endpoint.down and len(self._pool) > 1:
+                if endpoint.down:
                     endpoint.down_until = now + 1e9  # nobody else picks it while it is probed
                     if not await self._probe(client, endpoint):
                         self._take_out(endpoint, "still does not answer GET /models")
