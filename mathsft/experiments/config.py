@@ -14,10 +14,10 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from mathsft.config import StrictModel, build_config
-from mathsft.evaluation import EvalConfig
+from mathsft.evaluation.config import EvalConfig
 from mathsft.models import DEFAULT_MODEL
-from mathsft.traces import TracesConfig
-from mathsft.training import TrainConfig
+from mathsft.traces.config import TracesConfig
+from mathsft.training.config import TrainConfig
 
 
 class SourceConfig(StrictModel):

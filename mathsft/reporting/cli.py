@@ -7,8 +7,6 @@ from typing import Annotated
 
 import typer
 
-from mathsft.reporting.report import write_report
-
 
 def report_command(
     run_dirs: Annotated[
@@ -20,5 +18,7 @@ def report_command(
 ) -> None:
     """Write report.md and a self-contained report.html: results with CIs, paired comparisons, curves,
     breakdowns and a browsable sample of failures."""
+    from mathsft.reporting.report import write_report  # matplotlib: only when a report is written
+
     md_path, html_path = write_report(run_dirs, out, title=title, max_failures=max_failures)
     typer.echo(f"report: {html_path}\n        {md_path}")

@@ -11,7 +11,6 @@ import typer
 
 from mathsft.config import build_config
 from mathsft.training.config import TrainConfig
-from mathsft.training.loop import train
 
 CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True}
 
@@ -54,6 +53,8 @@ def train_command(
         loaded = yaml.safe_load(config.read_text(encoding="utf-8")) if config.is_file() else None
         section = "train" if isinstance(loaded, dict) and isinstance(loaded.get("train"), dict) else None
     cfg = build_config(TrainConfig, config, overrides, section=section)
+    from mathsft.training.loop import train
+
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     run = train(cfg)
     final = run / "checkpoints" / "final"
