@@ -27,7 +27,8 @@ class SourceConfig(StrictModel):
     path: str | None = None  # local .jsonl/.json/.parquet file or folder; None = the hub (or synthetic)
     split: str | None = None
     config: str | None = None  # hub config, e.g. gsm8k "main"
-    limit: int | None = Field(default=None, ge=1)  # nested seeded subset
+    limit: int | None = Field(default=None, ge=1)
+    subset: Literal["seeded", "first"] = "seeded"  # which `limit` rows: a nested seeded subset, or the first N
     # what the training rows are: problems rendered through the prompt template with their reference
     # solution, or ready SFT examples (sft files, OpenR1's verified generations); auto = what the source has
     form: Literal["auto", "problems", "sft"] = "auto"

@@ -106,3 +106,14 @@ def test_config_errors_are_clear() -> None:
         load_experiment(None, ["sweep.sizes=[8]"])
     with pytest.raises(ConfigError, match="either val_size"):
         load_experiment(None, ["data.val_size=4", "data.val.dataset=gsm8k"])
+
+
+def test_source_subset_first_takes_the_first_rows_in_file_order() -> None:
+    from mathsft.experiments.config import SourceConfig
+
+    fixture = Path(__file__).parents[1] / "data" / "fixtures" / "gsm8k.jsonl"
+    every = load_source(SourceConfig(dataset="gsm8k", path=str(fixture), split="train"), 0, False)
+    first = SourceConfig(dataset="gsm8k", path=str(fixture), split="train", limit=3, subset="first")
+    seeded = first.model_copy(update={"subset": "seeded"})
+    assert [p.id for p in load_source(first, 0, False)] == [p.id for p in every[:3]]
+    assert [p.id for p in load_source(seeded, 0, False)] != [p.id for p in every[:3]]
