@@ -28,7 +28,8 @@ class SourceConfig(StrictModel):
     split: str | None = None
     config: str | None = None  # hub config, e.g. gsm8k "main"
     limit: int | None = Field(default=None, ge=1)
-    subset: Literal["seeded", "first"] = "seeded"  # which `limit` rows: a nested seeded subset, or the first N
+    # which `limit` rows: a nested seeded subset, or the first N in file order
+    subset: Literal["seeded", "first"] = "seeded"
     # what the training rows are: problems rendered through the prompt template with their reference
     # solution, or ready SFT examples (sft files, OpenR1's verified generations); auto = what the source has
     form: Literal["auto", "problems", "sft"] = "auto"
