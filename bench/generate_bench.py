@@ -6,7 +6,7 @@ precisions of ``--dtypes``. Only real generated tokens count: each row up to and
 EOS (a finished row that ``generate`` keeps padding does not count). Greedy outputs are compared with
 ``plain`` at the same precision and batch size (or the first one measured).
 
-CPU (issue 4):   python bench/generate_bench.py --dtypes float32,bfloat16
+CPU (issue 4):   python bench/generate_bench.py --dtypes float32,bfloat16 --draft-tokens 0,4
 GPU (issue 8):   python bench/generate_bench.py --device cuda --batch-sizes 1,32,128 --n-prompts 256 \\
                      --random-init-config qwen2.5-0.5b --modes plain,hf
 """
@@ -14,6 +14,7 @@ GPU (issue 8):   python bench/generate_bench.py --device cuda --batch-sizes 1,32
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
 import time
@@ -73,6 +74,7 @@ def bench_dtype(
     batch_sizes: list[int],
     modes: list[str],
     params: SamplingParams,
+    draft_tokens: list[int],
 ) -> list[dict]:
     """Every requested mode at one precision; greedy outputs are compared with ``plain`` at this precision."""
     rows: list[dict] = []
@@ -113,13 +115,17 @@ def bench_dtype(
                 record("plain", batch, outputs, seconds, None)
         del model
     if "hf" in modes:
-        for batch in batch_sizes:
-            backend = HFBackend(model_spec, dtype=dtype, device=device, batch_size=batch)
+        for batch, drafts in itertools.product(batch_sizes, draft_tokens):
+            backend = HFBackend(model_spec, dtype=dtype, device=device, batch_size=batch, draft_tokens=drafts)
             requests = [Request(c) for c in chats]  # rendered by the backend, as ``prompts`` were
             results, seconds = timed(lambda b=backend, r=requests: b.generate(r, params))
             outputs = [c[0].extra["token_ids"] for c in results]
             ref_batch = batch if batch in references else next(iter(references), None)
-            record(f"hf (packed={backend.packed_linears > 0})", batch, outputs, seconds, ref_batch)
+            stats = backend.draft_stats
+            mode = f"hf (packed={backend.packed_linears > 0}, draft_tokens={drafts})"
+            if drafts:
+                mode += f", {stats['accepted']}/{stats['proposed']} drafts accepted"
+            record(mode, batch, outputs, seconds, ref_batch)
             backend.close()
     return rows
 
@@ -137,6 +143,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtypes", default="float32", help="comma list of float32,bfloat16,float16")
     parser.add_argument("--modes", default="single,plain,hf")
+    parser.add_argument(
+        "--draft-tokens", default="0", help="comma list: hf backend prompt-lookup drafts per step (0 = off)"
+    )
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     args = parser.parse_args(argv)
 
@@ -164,7 +173,16 @@ def main(argv: list[str] | None = None) -> None:
     )
     for dtype in args.dtypes.split(","):
         rows += bench_dtype(
-            model_spec, dtype, args.device, tokenizer, chats, prompts, batch_sizes, modes, params
+            model_spec,
+            dtype,
+            args.device,
+            tokenizer,
+            chats,
+            prompts,
+            batch_sizes,
+            modes,
+            params,
+            [int(k) for k in args.draft_tokens.split(",")],
         )
     print()
     print("| mode | dtype | batch | generated tokens | seconds | tokens/s | greedy same as plain |")

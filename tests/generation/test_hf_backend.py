@@ -154,3 +154,40 @@ def test_eager_attention_gets_an_additive_mask(tiny_model_dir: Path) -> None:
     eager = HFBackend(str(tiny_model_dir), batch_size=3)
     eager.model.config._attn_implementation = eager.attn_implementation = "eager"
     assert texts(eager.generate([Request(p) for p in PROMPTS], GREEDY)) == expected
+
+
+def test_propose_drafts_copies_what_followed_the_last_ngram() -> None:
+    from mathsft.generation.hf import propose_drafts
+
+    assert propose_drafts([5, 6, 7, 8, 9, 5, 6, 7], k=3) == [8, 9, 5]  # trigram 5 6 7 seen before
+    assert propose_drafts([1, 2, 3, 9, 2, 3, 4, 2, 3], k=2) == [4, 2]  # latest earlier occurrence wins
+    assert propose_drafts([1, 2, 3, 4, 1, 2], k=5) == [3, 4, 1, 2]  # runs to the end of the sequence
+    assert propose_drafts([1, 2, 3, 4], k=3) == []  # no repeated n-gram
+    assert propose_drafts([1, 2, 1, 2], k=0) == []
+
+
+def test_accept_drafts_is_greedy_decoding() -> None:
+    from mathsft.generation.hf import accept_drafts
+
+    assert accept_drafts([4, 5, 6], [4, 5, 6, 7]) == [4, 5, 6, 7]  # all drafts right: plus the next argmax
+    assert accept_drafts([4, 9, 6], [4, 5, 6, 7]) == [4, 5]  # first wrong draft replaced by the argmax
+    assert accept_drafts([9], [3, 3]) == [3]
+    assert accept_drafts([], [3]) == [3]
+
+
+def test_draft_tokens_change_nothing_but_speed(tiny_model_dir: Path) -> None:
+    params = SamplingParams(max_new_tokens=48)  # a random model repeats itself: drafts get accepted
+    requests = [Request(p) for p in PROMPTS]
+    plain = HFBackend(str(tiny_model_dir), batch_size=3).generate(requests, params)
+    drafting = HFBackend(str(tiny_model_dir), batch_size=3, draft_tokens=4)
+    drafted = drafting.generate(requests, params)
+    assert texts(drafted) == texts(plain)
+    assert [c[0].completion_tokens for c in drafted] == [c[0].completion_tokens for c in plain]
+    assert [c[0].finish_reason for c in drafted] == [c[0].finish_reason for c in plain]
+    assert drafting.draft_stats["accepted"] > 0
+    stop = plain[1][0].text[10:14]  # a stop string inside a multi-token acceptance still cuts exactly
+    assert stop.strip(), plain[1][0].text
+    with_stop = SamplingParams(max_new_tokens=48, stop=[stop])
+    assert texts(drafting.generate(requests[1:2], with_stop)) == texts(
+        HFBackend(str(tiny_model_dir), batch_size=3).generate(requests[1:2], with_stop)
+    )
