@@ -104,7 +104,7 @@ def grouped_sdpa_attention(
     groups = heads // key.shape[1]
     if groups > 1:
         query = query.reshape(batch, key.shape[1], groups * q_len, dim)
-        if attention_mask is not None and attention_mask.shape[1] == 1:
+        if attention_mask is not None and q_len > 1:  # one query token: the mask broadcasts as is
             attention_mask = attention_mask.repeat(1, 1, groups, 1)
     out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, scale=scaling)
     return out.reshape(batch, heads, q_len, dim).transpose(1, 2).contiguous(), None
