@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,22 @@ class MetricsLog:
             except ImportError:
                 raise MathsftError("log.wandb needs the wandb package: pip install wandb") from None
             os.environ.setdefault("WANDB_MODE", log.wandb_mode)
-            self.wandb = wandb.init(project=log.wandb_project, dir=str(out), config=config, resume="allow")
+            # one W&B run per run directory: a resumed training continues it rather than starting another
+            id_file = out / "wandb-id"
+            if not id_file.is_file():
+                id_file.write_text(secrets.token_hex(4), encoding="utf-8")
+            self.wandb = wandb.init(
+                project=log.wandb_project,
+                dir=str(out),
+                config=config,
+                id=id_file.read_text(encoding="utf-8").strip(),
+                resume="allow",
+            )
+            # x axes are our own step counters, so steps redone after a resume are logged again (W&B's
+            # own step must only grow and would drop them)
+            for axis, prefix in (("train_step", "train/*"), ("eval_step", "eval/*")):
+                self.wandb.define_metric(axis)
+                self.wandb.define_metric(prefix, step_metric=axis)
 
     def write(self, row: dict[str, Any]) -> None:
         self.file.write(json.dumps(row) + "\n")
@@ -58,7 +74,8 @@ class MetricsLog:
                 self.tensorboard.add_scalar(key, value, step)
             self.tensorboard.flush()
         if self.wandb is not None:
-            self.wandb.log(scalars, step=step)
+            axes = {k: row[k] for k in ("train_step", "eval_step") if k in row}
+            self.wandb.log({**scalars, **axes})
 
     def close(self) -> None:
         self.file.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -260,3 +261,29 @@ def test_tensorboard_gets_the_metrics_rows(tiny_model_dir: Path, tmp_path: Path)
     logged = [json.loads(line)["train/loss"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [e.value for e in events.Scalars("train/loss")] == pytest.approx(logged, rel=1e-6)
     assert [e.step for e in events.Scalars("train/loss")] == [1, 2]
+
+
+def test_wandb_offline_run_is_continued_on_resume(tiny_model_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("wandb", reason="log.wandb needs the wandb package")
+    from mathsft.training.config import LogConfig
+
+    out = tmp_path / "wb"
+    cfg = TrainConfig(
+        model=str(tiny_model_dir),
+        out=str(out),
+        max_steps=3,
+        save_every=1,
+        keep_last=5,
+        batch_size=4,
+        max_length=256,
+        peak_tflops=1.0,
+        log=LogConfig(wandb=True, wandb_mode="offline", progress=False),
+    )
+    examples = problems_to_examples(synthetic_problems("train", 8, 0))
+    train(cfg, examples=examples)
+    for later in ("final", "step-000003"):  # as if killed right after the step-2 checkpoint
+        shutil.rmtree(out / "checkpoints" / later, ignore_errors=True)
+    train(cfg, examples=examples)  # resumes at step 3
+    run_id = (out / "wandb-id").read_text()
+    runs = sorted((out / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2 and all(r.name.endswith(run_id) for r in runs)
