@@ -79,17 +79,18 @@ def test_faults_are_retried_counted_and_every_sample_is_graded_once(tmp_path):
     )
     out = tmp_path / "run"
     with StubServer(settings) as server:
-        stats = run_traces(config(server.url, out, timeout=0.5, n_mode="seeds"), problems=problems)
+        stats = run_traces(config(server.url, out, timeout=1.5, n_mode="seeds"), problems=problems)
     rows = assert_consistent(out, {p.id for p in problems})
     injected = server.injected
     failures = stats["requests"]["failures"]
     assert sum(injected[k] for k in ("500", "429", "malformed", "drop", "hang")) > 0
-    assert failures == {
+    # every hang times out; on a loaded machine a slow ordinary answer may time out too
+    assert failures["timeout"] >= injected["hang"]
+    assert {k: v for k, v in failures.items() if k != "timeout"} == {
         "http_5xx": injected["500"],
         "http_429": injected["429"],
         "malformed": injected["malformed"],
         "connection": injected["drop"],
-        "timeout": injected["hang"],
     }
     assert stats["requests"]["retries"] == sum(failures.values())
     truncated = [r for r in rows if r["finish_reason"] == "length"]
