@@ -54,8 +54,10 @@ def load_problems(
     seed: int = 0,
     skip_bad: bool = False,
     stats: LoadStats | None = None,
+    first: bool = False,
 ) -> list[Problem]:
-    """Problems of ``dataset`` from the hub (``path=None``) or a local file/folder; ``limit`` is nested by seed."""
+    """Problems of ``dataset`` from the hub (``path=None``) or a local file/folder; ``limit`` is nested by
+    seed, or (``first``) the first ``limit`` rows in file order."""
     adapter = get_adapter(dataset)
     if not adapter.gives_problems:
         raise MathsftError(f"{adapter.name} holds SFT examples, not problems: use load_sft_examples")
@@ -68,7 +70,16 @@ def load_problems(
             stats.rows = stats.loaded = stats.kept = len(problems)
         return problems
     return _load(
-        adapter, lambda r, s, i: [adapter.problem(r, s, i)], path, split, config, limit, seed, skip_bad, stats
+        adapter,
+        lambda r, s, i: [adapter.problem(r, s, i)],
+        path,
+        split,
+        config,
+        limit,
+        seed,
+        skip_bad,
+        stats,
+        first,
     )
 
 
@@ -81,6 +92,7 @@ def load_sft_examples(
     seed: int = 0,
     skip_bad: bool = False,
     stats: LoadStats | None = None,
+    first: bool = False,
 ) -> list[SFTExample]:
     """Ready SFT examples: ``sft`` files (CS336 / TRL forms) or OpenR1's verified, complete generations."""
     adapter = get_adapter(dataset)
@@ -89,7 +101,7 @@ def load_sft_examples(
             f"{adapter.name} is a problem dataset: training renders its problems through a prompt template "
             "(load_problems); load_sft_examples reads 'sft' files and 'openr1' generations"
         )
-    return _load(adapter, adapter.sft_examples, path, split, config, limit, seed, skip_bad, stats)
+    return _load(adapter, adapter.sft_examples, path, split, config, limit, seed, skip_bad, stats, first)
 
 
 Convert = Callable[[Record, str, int], list[Any]]
@@ -105,6 +117,7 @@ def _load(
     seed: int,
     skip_bad: bool,
     stats: LoadStats | None,
+    first: bool = False,
 ) -> list[Any]:
     stats = stats if stats is not None else LoadStats()
     if limit is not None and limit < 0:
@@ -130,7 +143,10 @@ def _load(
         where = str(path)
         sources = _local_sources(adapter, Path(path), split, bad_row)
 
-    pool = max(limit, STREAM_POOL) if adapter.streaming and limit is not None else None
+    # a stream is read only as far as needed: the first `limit` rows, or a pool to draw the seeded subset from
+    pool = None
+    if adapter.streaming and limit is not None:
+        pool = limit if first else max(limit, STREAM_POOL)
     items: list[Any] = []
     first_seen: dict[str, str] = {}
     offsets: dict[str, int] = {}
@@ -165,7 +181,7 @@ def _load(
     if not items:
         reason = f"all {stats.skipped} rows were bad" if stats.skipped else "no rows gave a record"
         raise DataError(f"{where}: nothing loaded for dataset {adapter.name!r} ({reason})")
-    items = subsample(items, limit, seed)
+    items = items[:limit] if first else subsample(items, limit, seed)
     stats.kept = len(items)
     return items
 

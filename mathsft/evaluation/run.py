@@ -45,17 +45,16 @@ _IDENTITY_KEYS = (
 
 def load_eval_problems(cfg: EvalConfig) -> list[Problem]:
     """The problems ``cfg`` names: its ``limit`` first ones (``subset=first``) or a seeded, nested subset."""
-    seeded = cfg.subset == "seeded"
-    problems = load_problems(
+    return load_problems(
         cfg.dataset,
         cfg.data_path,
         split=cfg.split,
         config=cfg.data_config,
-        limit=cfg.limit if seeded else None,
+        limit=cfg.limit,
         seed=cfg.seed,
         skip_bad=cfg.skip_bad,
+        first=cfg.subset == "first",
     )
-    return problems if seeded or cfg.limit is None else problems[: cfg.limit]
 
 
 def sample_seed(base: int, problem_id: str) -> int:

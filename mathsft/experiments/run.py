@@ -97,17 +97,16 @@ def training_form(source: SourceConfig) -> str:
 
 def load_source(source: SourceConfig, seed: int, skip_bad: bool, form: str = "problems") -> list[Any]:
     loader = load_sft_examples if form == "sft" else load_problems
-    seeded = source.subset == "seeded"
-    items = loader(
+    return loader(
         source.dataset,
         source.path,
         split=source.split,
         config=source.config,
-        limit=source.limit if seeded else None,
+        limit=source.limit,
         seed=seed,
         skip_bad=skip_bad,
+        first=source.subset == "first",
     )
-    return items if seeded or source.limit is None else items[: source.limit]
 
 
 def prepare_data(cfg: ExperimentConfig, out: Path) -> Prepared:

@@ -15,9 +15,10 @@ full-vocabulary head ~2x faster on the 2-core AVX2 machine this was written on.
 With ``draft_tokens=k`` and greedy decoding, each decode step also feeds up to ``k`` draft tokens per
 row, copied from what followed the latest earlier occurrence of the row's last n-gram (prompt-lookup
 decoding; vLLM's ``ngram`` speculative method), and keeps the drafts that equal the model's argmax
-plus the argmax after them. Decoding a small model on CPU is bound by reading the weights once per
-step, so verifying several tokens in that one read is nearly free; the text is what one-token greedy
-decoding gives. Models that copy from the prompt or repeat themselves (looping small models) accept many.
+plus the argmax after them; the text is what one-token greedy decoding gives. It pays where a step is
+bound by reading the weights (a GPU, small batches); on the 2-core CPU this was written on a batch-16
+step is already half compute-bound, so verifying a draft costs ~1.5x a step and the gain was within
+run-to-run noise (BENCHMARKS.md). Off by default.
 
 Reproducibility: completion ``j`` of a request samples from its own generator seeded with
 ``(seed, j)`` (``Request.seed``, else ``SamplingParams.seed``), so a completion's random stream does
