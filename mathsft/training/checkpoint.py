@@ -115,3 +115,22 @@ def write_best(folder: Path, best: dict[str, Any]) -> None:
     tmp = folder / ".best.json.tmp"
     tmp.write_text(json.dumps(best, indent=2) + "\n", encoding="utf-8")
     tmp.replace(folder / "best.json")
+
+
+VALIDATING = "validating.json"
+
+
+def read_validating(folder: Path) -> list[int]:
+    """Steps whose generation accuracy was started but not recorded (a killed run redoes them)."""
+    path = folder / VALIDATING
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else []
+
+
+def write_validating(folder: Path, steps: set[int]) -> None:
+    path = folder / VALIDATING
+    if not steps:
+        path.unlink(missing_ok=True)
+        return
+    tmp = folder / f".{VALIDATING}.tmp"
+    tmp.write_text(json.dumps(sorted(steps)) + "\n", encoding="utf-8")
+    tmp.replace(path)

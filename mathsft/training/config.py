@@ -88,6 +88,8 @@ class TrainConfig(StrictModel):
     eval_every: int | None = Field(default=None, ge=1)  # validation loss + accuracy; the final step always
     val_max_new_tokens: int = Field(default=512, ge=1)
     val_batch_size: int = Field(default=16, ge=1)
+    val_device: str = "auto"  # where validation generates (hf backend): e.g. cuda:1 beside training on cuda:0
+    val_background: bool = False  # generation accuracy in a separate process while training goes on
 
     log: LogConfig = Field(default_factory=LogConfig)
     log_every: int = Field(default=1, ge=1)

@@ -37,7 +37,7 @@ from mathsft.training.metrics import MetricsLog, measured_peak_flops, model_flop
 from mathsft.training.packing import Batch, collate, micro_batches, register_packed_attention
 from mathsft.training.preflight import write_preflight
 from mathsft.training.tokenize import Tokenized, chat_template_digest, render, tokenize_cached
-from mathsft.training.validate import validation_accuracy, validation_loss
+from mathsft.training.validate import BackgroundValidator, validation_accuracy, validation_loss
 
 log = logging.getLogger("mathsft.training")
 
@@ -173,8 +173,9 @@ def claim_run_dir(cfg: TrainConfig, out: Path) -> None:
         return
     old = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     new = cfg.model_dump(mode="json")
-    # a moved run directory is the same run; logging settings do not change the weights
-    changed = sorted(k for k in set(old) | set(new) if k not in {"log", "out"} and old.get(k) != new.get(k))
+    # a moved run directory is the same run; logging and where validation runs do not change the weights
+    free = {"log", "out", "val_device", "val_background"}
+    changed = sorted(k for k in set(old) | set(new) if k not in free and old.get(k) != new.get(k))
     if changed:
         raise MathsftError(
             f"{out} holds a training run with a different config (changed: {', '.join(changed)}); "
@@ -264,7 +265,7 @@ def _train(
     out = Path(cfg.out_dir())
     folder = out / "checkpoints"
     claim_run_dir(cfg, out)
-    if (folder / ckpt.FINAL / "config.json").is_file():
+    if (folder / ckpt.FINAL / "config.json").is_file() and not ckpt.read_validating(folder):
         log.info("%s is complete (checkpoints/final exists)", out)
         return out
     examples = load_training_examples(cfg) if examples is None else examples
@@ -364,6 +365,17 @@ def _train(
     metrics = MetricsLog(out, cfg.log, start_step, cfg.model_dump(mode="json")) if dist.is_main else None
     to_validate = validation_steps(cfg, total) if (val_rows or val_problems) else []
     saves = set(range(cfg.save_every, total, cfg.save_every)) if cfg.save_every else set()
+    accuracy_wanted = bool(val_problems) and dist.is_main
+    validator = (
+        BackgroundValidator(cfg, val_problems or [])
+        if accuracy_wanted and cfg.val_background and to_validate
+        else None
+    )
+
+    def keep() -> set[str]:
+        """Checkpoints retention must not delete: the best one and those still being validated."""
+        busy = validator.busy_checkpoints() if validator else set()
+        return busy | ({best["checkpoint"]} if best else set())
 
     def save(step: int, name: str) -> Path:
         state = {
@@ -374,8 +386,53 @@ def _train(
         }
         path = dist.save(folder, name, model, tokenizer, optimizer, state)
         if dist.is_main:
-            ckpt.prune(folder, cfg.keep_last, {best["checkpoint"]} if best else set())
+            ckpt.prune(folder, cfg.keep_last, keep())
         return path
+
+    validating = set(ckpt.read_validating(folder)) if dist.is_main else set()
+
+    def accuracy(step: int, path: Path) -> None:
+        """Generation accuracy of checkpoint ``path``: now, or handed to the background validator."""
+        validating.add(step)
+        ckpt.write_validating(folder, validating)
+        valdir = out / "validation" / ckpt.step_name(step)
+        if validator is not None:
+            validator.submit(step, path, valdir)
+            return
+        record_accuracy(step, path, validation_accuracy(path, val_problems or [], cfg, valdir))
+
+    losses: dict[int, float] = {}  # validation losses waiting for their step's accuracy
+
+    def eval_axes(step: int) -> dict[str, int]:
+        return {"train_step": step, "eval_step": to_validate.index(step) + 1}
+
+    def record_accuracy(step: int, path: Path, summary: dict[str, Any]) -> None:
+        nonlocal best
+        loss = {"eval/loss": losses.pop(step)} if step in losses else {}
+        row = {**eval_axes(step), **loss, "eval/accuracy": summary["accuracy"], "eval/ci95": summary["ci95"]}
+        if metrics is not None:
+            metrics.write(row)
+        validating.discard(step)
+        ckpt.write_validating(folder, validating)
+        if best is None or summary["accuracy"] > best["accuracy"]:
+            best = {
+                "step": step,
+                "checkpoint": path.name,
+                "accuracy": summary["accuracy"],
+                "ci95": summary["ci95"],
+            }
+            ckpt.write_best(path.parent, best)
+
+    for step in sorted(validating):  # validations a killed run had not finished
+        path = folder / (ckpt.FINAL if step == total else ckpt.step_name(step))
+        if accuracy_wanted and step in to_validate and path.is_dir():
+            accuracy(step, path)
+        else:
+            log.warning(
+                "the validation of step %d cannot be redone (no checkpoint or no validation set)", step
+            )
+            validating.discard(step)
+            ckpt.write_validating(folder, validating)
 
     model.train()
     with _progress(cfg, dist, total, start_step) as advance:
@@ -419,14 +476,25 @@ def _train(
             name = ckpt.FINAL if done == total else ckpt.step_name(done)
             if done in to_validate:
                 path = save(done, name)  # the eval loads the checkpoint
-                val_row, best = _validate(
-                    cfg, model, path, done, val_rows, val_problems, pad_id, device, autocast, dist, best
-                )
-                val_row["eval_step"] = to_validate.index(done) + 1
-                if metrics is not None:
-                    metrics.write(val_row)
+                if val_rows:  # every rank takes part
+                    loss = validation_loss(model, val_rows, cfg, pad_id, device, autocast, dist)
+                    if accuracy_wanted:
+                        losses[done] = loss  # the accuracy's row carries it
+                    elif metrics is not None:
+                        metrics.write({**eval_axes(done), "eval/loss": loss})
+                if accuracy_wanted:
+                    accuracy(done, path)
             elif done == total or done in saves:
                 save(done, name)
+            for result in validator.collect() if validator else []:
+                record_accuracy(result.step, result.checkpoint, result.summary)
+    if validator is not None:
+        try:
+            for result in validator.collect(wait=True):
+                record_accuracy(result.step, result.checkpoint, result.summary)
+        finally:
+            validator.close()
+        ckpt.prune(folder, cfg.keep_last, keep())  # checkpoints kept only while they were validated
     if metrics is not None:
         metrics.close()
     return out
@@ -435,41 +503,6 @@ def _train(
 def _config(model: Any) -> Any:
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     return inner.config
-
-
-def _validate(
-    cfg: TrainConfig,
-    model: Any,
-    path: Path,
-    step: int,
-    val_rows: list[Tokenized],
-    val_problems: list[Problem] | None,
-    pad_id: int,
-    device: torch.device,
-    autocast: Any,
-    dist: Dist,
-    best: dict[str, Any] | None,
-) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """Validation loss and generation accuracy of the checkpoint ``path``; updates ``best.json``."""
-    row: dict[str, Any] = {"train_step": step}
-    if val_rows:
-        row["eval/loss"] = validation_loss(model, val_rows, cfg, pad_id, device, autocast, dist)
-    if val_problems and dist.is_main:
-        summary = validation_accuracy(
-            path, val_problems, cfg, path.parents[1] / "validation" / ckpt.step_name(step)
-        )
-        row["eval/accuracy"] = summary["accuracy"]
-        row["eval/ci95"] = summary["ci95"]
-        if best is None or summary["accuracy"] > best["accuracy"]:
-            best = {
-                "step": step,
-                "checkpoint": path.name,
-                "accuracy": summary["accuracy"],
-                "ci95": summary["ci95"],
-            }
-            ckpt.write_best(path.parent, best)
-    model.train()
-    return row, best
 
 
 @contextlib.contextmanager

@@ -1,13 +1,18 @@
-"""In-training validation: loss on held-out examples, and generation accuracy through the eval module."""
+"""In-training validation: loss on held-out examples, and generation accuracy through the eval module,
+in the training process or in a background process that lets training go on meanwhile."""
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import queue
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from mathsft.data.schema import Problem
+from mathsft.errors import MathsftError
 from mathsft.training.config import TrainConfig
 from mathsft.training.distributed import Dist
 from mathsft.training.loss import step_loss
@@ -56,5 +61,84 @@ def validation_accuracy(
         max_new_tokens=cfg.val_max_new_tokens,
         batch_size=cfg.val_batch_size,
         seed=cfg.seed,
+        backend_options={"device": cfg.val_device},
     )
     return run_eval(eval_cfg, problems=problems)
+
+
+@dataclass
+class Validated:
+    """A finished background validation: the checkpoint's step, directory and eval summary."""
+
+    step: int
+    checkpoint: Path
+    summary: dict[str, Any]
+
+
+class BackgroundValidator:
+    """Generation accuracy of checkpoints in a separate process, so that training does not wait for it.
+
+    The trainer submits each validation checkpoint once it is saved (atomically) and goes on; the worker
+    evaluates them in order on ``val_device`` (a second GPU, typically) and the trainer collects finished
+    summaries between steps and waits for the rest after the last one. A worker that fails or dies is
+    reported as an error naming the step, never as a missing row.
+    """
+
+    def __init__(self, cfg: TrainConfig, problems: list[Problem]) -> None:
+        context = mp.get_context("spawn")  # a forked child would inherit the trainer's threads and CUDA state
+        self.jobs: Any = context.Queue()
+        self.results: Any = context.Queue()
+        self.process = context.Process(
+            target=_validation_worker,
+            args=(cfg.model_dump(mode="json"), problems, self.jobs, self.results),
+            name="mathsft-validation",
+            daemon=True,
+        )
+        self.process.start()
+        self.pending: dict[int, Path] = {}
+
+    def submit(self, step: int, checkpoint: Path, out: Path) -> None:
+        self.pending[step] = checkpoint
+        self.jobs.put((step, str(checkpoint), str(out)))
+
+    def busy_checkpoints(self) -> set[str]:
+        """Names of checkpoints still to be evaluated (retention must not delete them)."""
+        return {path.name for path in self.pending.values()}
+
+    def collect(self, wait: bool = False) -> list[Validated]:
+        """Finished validations, in submission order; with ``wait``, all of them."""
+        done: list[Validated] = []
+        while self.pending:
+            try:
+                status, step, payload = self.results.get(timeout=5.0 if wait else 0.01)
+            except queue.Empty:
+                if not self.process.is_alive():
+                    raise MathsftError(
+                        f"the background validation process exited (code {self.process.exitcode}) while "
+                        f"validating step {min(self.pending)}; rerun the command to resume"
+                    ) from None
+                if wait:
+                    continue
+                break
+            if status == "error":
+                raise MathsftError(f"background validation of step {step} failed: {payload}")
+            done.append(Validated(step, self.pending.pop(step), payload))
+        return done
+
+    def close(self) -> None:
+        self.jobs.put(None)
+        self.process.join(timeout=30)
+        if self.process.is_alive():
+            self.process.terminate()
+
+
+def _validation_worker(cfg: dict[str, Any], problems: list[Problem], jobs: Any, results: Any) -> None:
+    train_cfg = TrainConfig(**cfg)
+    while (job := jobs.get()) is not None:
+        step, checkpoint, out = job
+        try:
+            summary = validation_accuracy(Path(checkpoint), problems, train_cfg, Path(out))
+        except Exception as err:  # sent to the trainer, which raises it with the step
+            results.put(("error", step, f"{type(err).__name__}: {err}"))
+            return
+        results.put(("ok", step, summary))

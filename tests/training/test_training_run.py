@@ -75,6 +75,94 @@ def test_validation_accuracy_loss_and_best_checkpoint(tiny_model_dir: Path, tmp_
     )
 
 
+def _validation_cfg(tiny_model_dir: Path, out: Path, **overrides: object) -> TrainConfig:
+    settings: dict = {
+        "model": str(tiny_model_dir),
+        "out": str(out),
+        "max_steps": 3,
+        "batch_size": 4,
+        "max_length": 256,
+        "lr": 1e-3,
+        "eval_every": 2,
+        "val_max_new_tokens": 8,
+        "val_batch_size": 4,
+        "peak_tflops": 1.0,
+        "keep_last": 1,
+        "val_device": "cpu",
+    }
+    return TrainConfig(**(settings | overrides))
+
+
+def _eval_rows(run: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [
+        {k: v for k, v in r.items() if k.startswith("eval") or k == "train_step"}
+        for r in rows
+        if "eval_step" in r
+    ]
+
+
+def test_background_validation_logs_what_inline_validation_logs(tiny_model_dir: Path, tmp_path: Path) -> None:
+    examples = problems_to_examples(synthetic_problems("train", 16, 0))
+    val = synthetic_problems("test", 4, 1)
+    inline = train(_validation_cfg(tiny_model_dir, tmp_path / "inline"), examples=examples, val_problems=val)
+    background = train(
+        _validation_cfg(tiny_model_dir, tmp_path / "bg", val_background=True),
+        examples=examples,
+        val_problems=val,
+    )
+    assert _eval_rows(background) == _eval_rows(inline)  # one row per eval step: loss, accuracy, CI
+    assert [r["eval_step"] for r in _eval_rows(background)] == [1, 2]
+    for name in ("best.json",):
+        assert (background / "checkpoints" / name).read_text() == (inline / "checkpoints" / name).read_text()
+    assert sorted(p.name for p in (background / "checkpoints").iterdir()) == sorted(
+        p.name for p in (inline / "checkpoints").iterdir()
+    )
+    assert not (background / "checkpoints" / "validating.json").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a device that fails: cuda on a CPU-only machine")
+def test_failed_background_validation_is_an_error_and_a_rerun_redoes_it(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    examples = problems_to_examples(synthetic_problems("train", 16, 0))
+    val = synthetic_problems("test", 4, 1)
+    cfg = _validation_cfg(tiny_model_dir, tmp_path / "run", val_background=True, val_device="cuda:0")
+    with pytest.raises(
+        MathsftError, match=r"background validation of step 2 failed: .*CUDA is not available"
+    ):
+        train(cfg, examples=examples, val_problems=val)
+    folder = tmp_path / "run" / "checkpoints"
+    # training went on meanwhile: the final step was submitted too, and both are still owed
+    assert json.loads((folder / "validating.json").read_text()) == [2, 3]
+    assert (folder / "step-000002").is_dir() and (folder / "final").is_dir()  # kept for their validations
+    run = train(_validation_cfg(tiny_model_dir, tmp_path / "run"), examples=examples, val_problems=val)
+    assert [(r["train_step"], r["eval_step"]) for r in _eval_rows(run) if "eval/accuracy" in r] == [
+        (2, 1),
+        (3, 2),
+    ]
+    assert not (folder / "validating.json").exists()
+
+
+def test_a_validation_cut_short_at_the_final_step_is_redone(tiny_model_dir: Path, tmp_path: Path) -> None:
+    examples = problems_to_examples(synthetic_problems("train", 16, 0))
+    val = synthetic_problems("test", 4, 1)
+    cfg = _validation_cfg(tiny_model_dir, tmp_path / "run")
+    run = train(cfg, examples=examples, val_problems=val)
+    expected = (run / "metrics.jsonl").read_text()
+    # the state a kill during the final validation leaves: final saved, its accuracy row not written yet
+    lines = expected.splitlines(keepends=True)
+    (run / "metrics.jsonl").write_text("".join(lines[:-1]))
+    shutil.rmtree(run / "validation" / "step-000003")
+    (run / "checkpoints" / "validating.json").write_text("[3]\n")
+    train(cfg, examples=examples, val_problems=val)
+    redone = (run / "metrics.jsonl").read_text().splitlines()
+    assert json.loads(redone[-1])["eval/accuracy"] == json.loads(lines[-1])["eval/accuracy"]
+    assert "eval/loss" not in json.loads(redone[-1])  # the loss needs the model of that step; not redone
+    assert not (run / "checkpoints" / "validating.json").exists()
+    assert train(cfg, examples=examples, val_problems=val) == run  # complete now
+
+
 def test_train_writes_a_complete_run(tiny_model_dir: Path, tmp_path: Path) -> None:
     examples = problems_to_examples(synthetic_problems("train", 16, 0))
     cfg = TrainConfig(
