@@ -75,6 +75,7 @@ def bench_dtype(
     modes: list[str],
     params: SamplingParams,
     draft_tokens: list[int],
+    profile: bool = False,
 ) -> list[dict]:
     """Every requested mode at one precision; greedy outputs are compared with ``plain`` at this precision."""
     rows: list[dict] = []
@@ -118,7 +119,15 @@ def bench_dtype(
         for batch, drafts in itertools.product(batch_sizes, draft_tokens):
             backend = HFBackend(model_spec, dtype=dtype, device=device, batch_size=batch, draft_tokens=drafts)
             requests = [Request(c) for c in chats]  # rendered by the backend, as ``prompts`` were
-            results, seconds = timed(lambda b=backend, r=requests: b.generate(r, params))
+            if profile:  # where the time goes: matmuls, attention, the many small element-wise ops
+                from torch.profiler import ProfilerActivity
+                from torch.profiler import profile as torch_profile
+
+                with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+                    results, seconds = timed(lambda b=backend, r=requests: b.generate(r, params))
+                print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
+            else:
+                results, seconds = timed(lambda b=backend, r=requests: b.generate(r, params))
             outputs = [c[0].extra["token_ids"] for c in results]
             ref_batch = batch if batch in references else next(iter(references), None)
             stats = backend.draft_stats
@@ -147,6 +156,9 @@ def main(argv: list[str] | None = None) -> None:
         "--draft-tokens", default="0", help="comma list: hf backend prompt-lookup drafts per step (0 = off)"
     )
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    parser.add_argument(
+        "--profile", action="store_true", help="print the hf backend's top operators (slows it down)"
+    )
     args = parser.parse_args(argv)
 
     model_spec = args.model
@@ -183,6 +195,7 @@ def main(argv: list[str] | None = None) -> None:
             modes,
             params,
             [int(k) for k in args.draft_tokens.split(",")],
+            args.profile,
         )
     print()
     print("| mode | dtype | batch | generated tokens | seconds | tokens/s | greedy same as plain |")
