@@ -88,8 +88,11 @@ class TrainConfig(StrictModel):
     eval_every: int | None = Field(default=None, ge=1)  # validation loss + accuracy; the final step always
     val_max_new_tokens: int = Field(default=512, ge=1)
     val_batch_size: int = Field(default=16, ge=1)
-    val_device: str = "auto"  # where validation generates (hf backend): e.g. cuda:1 beside training on cuda:0
+    val_device: str = "auto"  # where validation generates: e.g. cuda:1 beside training on cuda:0
     val_background: bool = False  # generation accuracy in a separate process while training goes on
+    val_backend: Literal["hf", "vllm"] = (
+        "hf"  # vllm: one engine, new weights loaded in place (background only)
+    )
 
     log: LogConfig = Field(default_factory=LogConfig)
     log_every: int = Field(default=1, ge=1)
@@ -103,6 +106,8 @@ class TrainConfig(StrictModel):
                 f"micro_batch_tokens ({self.micro_batch_tokens}) must hold one example of max_length "
                 f"({self.max_length})"
             )
+        if self.val_backend == "vllm" and not self.val_background:
+            raise ValueError("val_backend=vllm needs val_background=true (its own process and device)")
         if self.grad_accum is not None and self.grad_accum > self.batch_size:
             raise ValueError(f"grad_accum ({self.grad_accum}) cannot exceed batch_size ({self.batch_size})")
         return self

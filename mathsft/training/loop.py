@@ -174,7 +174,7 @@ def claim_run_dir(cfg: TrainConfig, out: Path) -> None:
     old = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     new = cfg.model_dump(mode="json")
     # a moved run directory is the same run; logging and where validation runs do not change the weights
-    free = {"log", "out", "val_device", "val_background"}
+    free = {"log", "out", "val_device", "val_background", "val_backend"}
     changed = sorted(k for k in set(old) | set(new) if k not in free and old.get(k) != new.get(k))
     if changed:
         raise MathsftError(

@@ -4,6 +4,7 @@ in the training process or in a background process that lets training go on mean
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,9 +50,10 @@ def validation_loss(
 
 
 def validation_accuracy(
-    checkpoint: Path, problems: list[Problem], cfg: TrainConfig, out: Path
+    checkpoint: Path, problems: list[Problem], cfg: TrainConfig, out: Path, backend: Any = None
 ) -> dict[str, Any]:
-    """Greedy eval of a checkpoint directory on ``problems`` (an eval directory under ``out``)."""
+    """Greedy eval of a checkpoint directory on ``problems`` (an eval directory under ``out``); ``backend``,
+    when given, already holds the checkpoint's weights."""
     from mathsft.evaluation import EvalConfig, run_eval
 
     eval_cfg = EvalConfig(
@@ -61,9 +63,10 @@ def validation_accuracy(
         max_new_tokens=cfg.val_max_new_tokens,
         batch_size=cfg.val_batch_size,
         seed=cfg.seed,
-        backend_options={"device": cfg.val_device},
+        backend=cfg.val_backend,
+        backend_options={"device": cfg.val_device} if cfg.val_backend == "hf" else {},
     )
-    return run_eval(eval_cfg, problems=problems)
+    return run_eval(eval_cfg, problems=problems, backend=backend)
 
 
 @dataclass
@@ -134,11 +137,32 @@ class BackgroundValidator:
 
 def _validation_worker(cfg: dict[str, Any], problems: list[Problem], jobs: Any, results: Any) -> None:
     train_cfg = TrainConfig(**cfg)
+    engine = None  # vLLM: one engine for the whole run, given each checkpoint's weights in place
+    if train_cfg.val_backend == "vllm" and train_cfg.val_device.startswith("cuda:"):
+        os.environ["CUDA_VISIBLE_DEVICES"] = train_cfg.val_device.split(":", 1)[1]  # before CUDA starts
     while (job := jobs.get()) is not None:
         step, checkpoint, out = job
         try:
-            summary = validation_accuracy(Path(checkpoint), problems, train_cfg, Path(out))
+            if train_cfg.val_backend == "vllm":
+                engine = _vllm_with_weights(engine, Path(checkpoint))
+            summary = validation_accuracy(Path(checkpoint), problems, train_cfg, Path(out), engine)
         except Exception as err:  # sent to the trainer, which raises it with the step
             results.put(("error", step, f"{type(err).__name__}: {err}"))
             return
         results.put(("ok", step, summary))
+
+
+def _vllm_with_weights(engine: Any, checkpoint: Path) -> Any:
+    """A vLLM engine holding ``checkpoint``'s weights: started on the first one, then ``load_weights`` from
+    its safetensors (the CS336 set-up), which costs seconds where a new engine costs a minute."""
+    from mathsft.generation import make_backend
+
+    if engine is None:
+        return make_backend("vllm", str(checkpoint))
+    from safetensors.torch import load_file
+
+    shards = sorted(checkpoint.glob("*.safetensors"))
+    if not shards:
+        raise MathsftError(f"{checkpoint}: no *.safetensors files to load into the vLLM engine")
+    engine.load_weights(item for shard in shards for item in load_file(shard).items())
+    return engine
