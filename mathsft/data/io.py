@@ -239,6 +239,20 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     return [record.data for record in _iter_jsonl(Path(path), None)]
 
 
+def cut_partial_last_line(path: Path) -> int:
+    """Truncate a last line that a kill left without its newline (append-only logs write whole lines,
+    newline last, so that tail was never reported); returns how many bytes went (0: none)."""
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    if end == len(data):
+        return 0
+    with path.open("r+b") as f:
+        f.truncate(end)
+        f.flush()
+        os.fsync(f.fileno())
+    return len(data) - end
+
+
 def _plain(record: Any) -> dict[str, Any]:
     return record.to_dict() if hasattr(record, "to_dict") else dict(record)
 

@@ -27,6 +27,7 @@ from rich.progress import (
 from mathsft import __version__
 from mathsft.config import save_resolved
 from mathsft.data import load_problems
+from mathsft.data.io import cut_partial_last_line
 from mathsft.data.schema import Problem, content_hash
 from mathsft.errors import MathsftError
 from mathsft.evaluation.compare import read_results
@@ -228,6 +229,12 @@ def run_eval(
     _check_resume(cfg, out)
     save_resolved(cfg, out)
     results_path = out / "results.jsonl"
+    if results_path.is_file():
+        cut = cut_partial_last_line(results_path)  # any other unreadable line stays an error
+        if cut:
+            console.print(
+                f"{results_path}: dropped a half-written last row ({cut} bytes); generating it again"
+            )
     done = {r["id"] for r in read_results(out)} if results_path.is_file() else set()
     wanted = {p.id for p in problems}
     pending = [p for p in problems if p.id not in done]

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
+from mathsft.data.io import cut_partial_last_line
 from mathsft.errors import DataError
 
 log = logging.getLogger("mathsft.traces")
@@ -40,21 +41,15 @@ class SampleLog:
         return self
 
     def _recover(self) -> None:
-        data = self.path.read_bytes()
-        end = data.rfind(b"\n") + 1
-        if end < len(data):
-            # a kill mid-write: the tail never counted, so dropping it loses nothing that was reported
-            self.dropped_partial_bytes = len(data) - end
+        # a kill mid-write: the tail never counted, so dropping it loses nothing that was reported
+        self.dropped_partial_bytes = cut_partial_last_line(self.path)
+        if self.dropped_partial_bytes:
             log.warning(
                 "%s: dropping a partial last line (%d bytes) left by an interrupted run",
                 self.path,
                 self.dropped_partial_bytes,
             )
-            with self.path.open("r+b") as f:
-                f.truncate(end)
-                f.flush()
-                os.fsync(f.fileno())
-        for number, raw in enumerate(data[:end].splitlines(), start=1):
+        for number, raw in enumerate(self.path.read_bytes().splitlines(), start=1):
             if not raw.strip():
                 continue
             try:

@@ -122,6 +122,20 @@ def test_a_crashed_run_resumes_without_regenerating(tmp_path: Path) -> None:
     assert third.seen == []
 
 
+def test_a_row_cut_by_a_kill_is_generated_again(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path)
+    with pytest.raises(RuntimeError, match="killed"):
+        run_eval(cfg, problems=PROBLEMS, backend=Scripted(ANSWERS, crash_after=2))
+    results = tmp_path / "eval" / "results.jsonl"
+    with results.open("a") as f:
+        f.write('{"id": "p2", "samples": [{"resp')  # the kill came in the middle of writing a row
+    again = Scripted(ANSWERS)
+    summary = run_eval(cfg, problems=PROBLEMS, backend=again)
+    assert again.seen == ["p2", "p3"]
+    assert summary["n"] == 4 and summary["correct_count"] == 3
+    assert all(json.loads(line) for line in results.read_text().splitlines())
+
+
 def test_resume_refuses_a_different_setup(tmp_path: Path) -> None:
     run_eval(_cfg(tmp_path), problems=PROBLEMS[:2], backend=Scripted(ANSWERS))
     with pytest.raises(MathsftError, match="max_new_tokens"):
