@@ -111,10 +111,15 @@ def read_best(folder: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
+def _write_json(path: Path, value: Any) -> None:
+    """Atomically: a kill leaves the old file or the new one, never half of it."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
 def write_best(folder: Path, best: dict[str, Any]) -> None:
-    tmp = folder / ".best.json.tmp"
-    tmp.write_text(json.dumps(best, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(folder / "best.json")
+    _write_json(folder / "best.json", best)
 
 
 VALIDATING = "validating.json"
@@ -127,10 +132,7 @@ def read_validating(folder: Path) -> list[int]:
 
 
 def write_validating(folder: Path, steps: set[int]) -> None:
-    path = folder / VALIDATING
-    if not steps:
-        path.unlink(missing_ok=True)
-        return
-    tmp = folder / f".{VALIDATING}.tmp"
-    tmp.write_text(json.dumps(sorted(steps)) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    if steps:
+        _write_json(folder / VALIDATING, sorted(steps))
+    else:
+        (folder / VALIDATING).unlink(missing_ok=True)

@@ -43,38 +43,6 @@ def data_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def test_validation_accuracy_loss_and_best_checkpoint(tiny_model_dir: Path, tmp_path: Path) -> None:
-    import mathsft.generation
-
-    if not hasattr(mathsft.generation, "make_backend"):
-        pytest.skip("the generation backends (mathsft.generation.make_backend) are not in this checkout yet")
-    examples = problems_to_examples(synthetic_problems("train", 16, 0))
-    val = synthetic_problems("test", 4, 1)
-    cfg = TrainConfig(
-        model=str(tiny_model_dir),
-        out=str(tmp_path / "run"),
-        max_steps=3,
-        batch_size=4,
-        max_length=256,
-        lr=1e-3,
-        eval_every=2,
-        val_max_new_tokens=8,
-        val_batch_size=4,
-        peak_tflops=1.0,
-        keep_last=1,
-    )
-    run = train(cfg, examples=examples, val_problems=val)
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    val_rows = [r for r in rows if "eval/accuracy" in r]
-    assert [(r["train_step"], r["eval_step"]) for r in val_rows] == [(2, 1), (3, 2)]  # the final step always
-    assert all("eval/loss" in r and len(r["eval/ci95"]) == 2 for r in val_rows)
-    assert (run / "validation" / "step-000002" / "summary.json").is_file()
-    best = json.loads((run / "checkpoints" / "best.json").read_text())
-    assert (
-        best["checkpoint"] in {"step-000002", "final"} and (run / "checkpoints" / best["checkpoint"]).is_dir()
-    )
-
-
 def _validation_cfg(tiny_model_dir: Path, out: Path, **overrides: object) -> TrainConfig:
     settings: dict = {
         "model": str(tiny_model_dir),
@@ -100,6 +68,26 @@ def _eval_rows(run: Path) -> list[dict]:
         for r in rows
         if "eval_step" in r
     ]
+
+
+def test_validation_accuracy_loss_and_best_checkpoint(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import mathsft.generation
+
+    if not hasattr(mathsft.generation, "make_backend"):
+        pytest.skip("the generation backends (mathsft.generation.make_backend) are not in this checkout yet")
+    examples = problems_to_examples(synthetic_problems("train", 16, 0))
+    val = synthetic_problems("test", 4, 1)
+    cfg = _validation_cfg(tiny_model_dir, tmp_path / "run")
+    run = train(cfg, examples=examples, val_problems=val)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    val_rows = [r for r in rows if "eval/accuracy" in r]
+    assert [(r["train_step"], r["eval_step"]) for r in val_rows] == [(2, 1), (3, 2)]  # the final step always
+    assert all("eval/loss" in r and len(r["eval/ci95"]) == 2 for r in val_rows)
+    assert (run / "validation" / "step-000002" / "summary.json").is_file()
+    best = json.loads((run / "checkpoints" / "best.json").read_text())
+    assert (
+        best["checkpoint"] in {"step-000002", "final"} and (run / "checkpoints" / best["checkpoint"]).is_dir()
+    )
 
 
 def test_background_validation_logs_what_inline_validation_logs(tiny_model_dir: Path, tmp_path: Path) -> None:
