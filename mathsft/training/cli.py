@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -57,5 +58,5 @@ def train_command(
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     run = train(cfg)
-    final = run / "checkpoints" / "final"
-    typer.echo(f"trained: {final}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one line for the run, not one per rank
+        typer.echo(f"trained: {run / 'checkpoints' / 'final'}")

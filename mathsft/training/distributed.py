@@ -3,7 +3,8 @@
 Under ``torchrun`` the model is sharded with FSDP2 (``fully_shard`` per decoder layer, then the root), each
 step's examples are dealt to ranks balancing tokens, the loss is normalized by the global supervised-token
 count (all-reduced before the first backward), rank 0 logs and writes the HF export, and resume state is
-saved with ``torch.distributed.checkpoint`` (sharded, same world size).
+saved with ``torch.distributed.checkpoint`` (sharded, same world size). A peft (LoRA) model is sharded the
+same way: FSDP2 shards per parameter, so frozen base weights and trainable adapters share a layer's unit.
 """
 
 from __future__ import annotations
@@ -34,6 +35,26 @@ def balance(rows: list[Tokenized], world: int) -> list[list[int]]:
         loads[rank] += len(rows[i])
         counts[rank] += 1
     return [sorted(p) for p in parts]
+
+
+def unsharded(model: Any, full: dict[str, torch.Tensor]) -> Any:
+    """A plain HF model (CPU) holding ``full``, the gathered state dict of the sharded ``model``; LoRA
+    adapters are merged into the base weights, as one-process checkpoints are."""
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        plain = AutoModelForCausalLM.from_config(model.config, dtype=torch.float32)
+    if hasattr(model, "peft_config"):
+        from peft import get_peft_model
+
+        plain = get_peft_model(plain, model.peft_config[model.active_adapter])
+    plain.load_state_dict(full, assign=True)
+    # assign=True gave a tied head its own tensor: re-tie before merging (peft unties what it finds apart)
+    (plain.get_base_model() if hasattr(plain, "get_base_model") else plain).tie_weights()
+    if hasattr(plain, "merge_and_unload"):
+        plain = plain.merge_and_unload()
+    plain.generation_config = model.generation_config
+    return plain
 
 
 @dataclass
@@ -76,8 +97,6 @@ class Dist:
             return model
         from torch.distributed.fsdp import fully_shard
 
-        if hasattr(model, "peft_config"):
-            raise MathsftError("LoRA under torchrun is not supported yet: train LoRA in one process")
         for layer in model.get_decoder().layers:
             fully_shard(layer)
         fully_shard(model)
@@ -169,7 +188,6 @@ class Dist:
             get_model_state_dict,
             get_optimizer_state_dict,
         )
-        from transformers import AutoModelForCausalLM
 
         tmp, target = folder / f".tmp-{name}", folder / name
         if self.is_main:
@@ -188,12 +206,7 @@ class Dist:
         full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
         self.barrier()
         if self.is_main:
-            with torch.device("meta"):
-                plain = AutoModelForCausalLM.from_config(model.config, dtype=torch.float32)
-            plain.load_state_dict(full, assign=True)
-            plain.tie_weights()
-            plain.generation_config = model.generation_config
-            plain.save_pretrained(tmp, safe_serialization=True)
+            unsharded(model, full).save_pretrained(tmp, safe_serialization=True)
             tokenizer.save_pretrained(tmp)
             torch.save({**state, "world_size": self.world}, tmp / ckpt.STATE_FILE)
             if target.exists():

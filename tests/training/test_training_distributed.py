@@ -169,3 +169,44 @@ def test_balance_deals_every_row_once_and_evens_the_tokens() -> None:
     assert sorted(i for p in parts for i in p) == list(range(8))
     loads = [sum(len(rows[i]) for i in p) for p in parts]
     assert abs(loads[0] - loads[1]) <= 10
+
+
+LORA = ["lora.r=4", "lora.alpha=8", "lora.target_modules=all-linear"]
+
+
+@pytest.fixture(scope="module")
+def lora_runs(
+    tiny_model_dir: Path, files: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
+) -> dict:
+    pytest.importorskip("peft", reason="LoRA needs the lora extra (peft)")
+    folder = tmp_path_factory.mktemp("dist-lora")
+    out = {n: folder / f"procs{n}" for n in (1, 2)}
+    for n, run_dir in out.items():
+        run([*command(n, tiny_model_dir, files, run_dir), *LORA])
+    return out
+
+
+def test_lora_with_two_processes_ends_with_the_merged_weights_of_one(
+    lora_runs: dict, tiny_model_dir: Path
+) -> None:
+    one, two = weights(lora_runs[1]), weights(lora_runs[2])
+    assert one.keys() == two.keys() == load_file(tiny_model_dir / "model.safetensors").keys()  # still tied
+    assert max(float((one[k] - two[k]).abs().max()) for k in one) < 1e-5
+    base = load_file(tiny_model_dir / "model.safetensors")
+    moved = {k for k in one if not bool((one[k] == base[k]).all())}
+    assert moved and all("proj" in k for k in moved)  # adapters merged into the linears; norms frozen
+
+
+def test_lora_kill_and_resume_with_two_processes_ends_equal(
+    lora_runs: dict, tiny_model_dir: Path, files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import shutil
+
+    out = tmp_path / "lora-resumed"
+    shutil.copytree(lora_runs[2], out)  # as if killed right after step 2's checkpoint
+    for name in ("final", "step-000003", "step-000004"):
+        shutil.rmtree(out / "checkpoints" / name, ignore_errors=True)
+    shutil.rmtree(out / "validation" / "step-000004")
+    run([*command(2, tiny_model_dir, files, out), *LORA])
+    resumed, straight = weights(out), weights(lora_runs[2])
+    assert all(bool((resumed[k] == straight[k]).all()) for k in straight)
