@@ -13,7 +13,6 @@ counts. Every request carries its own seed, so which replica serves it does not 
 from __future__ import annotations
 
 import os
-import queue
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 from mathsft.errors import MathsftError
 from mathsft.generation.base import Completion, Request, ResultCallback, SamplingParams
 from mathsft.models import resolve_model
+from mathsft.workers import Worker, WorkerExited
 
 
 def _import_vllm() -> Any:
@@ -152,44 +152,27 @@ def _replica_main(gpus: list[str], engine: dict[str, Any], jobs: Any, results: A
 
 
 class _Replica:
-    """One engine in its own (spawned) process, driven through a job queue and a result queue."""
+    """One engine in its own process (see ``mathsft.workers``), on its own GPUs."""
 
-    def __init__(self, rank: int, gpus: list[str], engine: dict[str, Any], context: Any) -> None:
+    def __init__(self, rank: int, gpus: list[str], engine: dict[str, Any]) -> None:
         self.rank, self.gpus = rank, gpus
-        self.jobs, self.results = context.Queue(), context.Queue()
-        self.process = context.Process(
-            target=_replica_main, args=(gpus, engine, self.jobs, self.results), daemon=True
-        )
-        self.process.start()
+        self.worker = Worker(_replica_main, (gpus, engine), name=f"mathsft-vllm-{rank}")
 
     def __repr__(self) -> str:
         return f"vllm replica {self.rank} (GPUs {','.join(self.gpus)})"
 
     def send(self, kind: str, payload: Any) -> None:
-        self.jobs.put((kind, payload))
+        self.worker.send((kind, payload))
 
     def receive(self, what: str) -> Any:
         """The answer to the oldest job sent; a failure or a dead process is a clear error."""
-        while True:
-            try:
-                status, value = self.results.get(timeout=5)
-            except queue.Empty:
-                if not self.process.is_alive():
-                    raise MathsftError(
-                        f"{self} died during {what} (exit code {self.process.exitcode})"
-                    ) from None
-                continue
-            if status == "error":
-                raise MathsftError(f"{self} failed during {what}: {value}")
-            return value
-
-    def stop(self) -> None:
-        if self.process.is_alive():
-            self.jobs.put(None)
-            self.process.join(timeout=60)
-        if self.process.is_alive():
-            self.process.terminate()
-            self.process.join()
+        try:
+            status, value = self.worker.receive()
+        except WorkerExited as gone:
+            raise MathsftError(f"{self} died during {what} ({gone})") from None
+        if status == "error":
+            raise MathsftError(f"{self} failed during {what}: {value}")
+        return value
 
 
 class VLLMBackend:
@@ -227,7 +210,6 @@ class VLLMBackend:
             self.llm = self._vllm.LLM(**engine)
             return
         import torch
-        import torch.multiprocessing as mp
 
         groups = replica_gpus(
             data_parallel_size,
@@ -235,8 +217,7 @@ class VLLMBackend:
             os.environ.get("CUDA_VISIBLE_DEVICES"),
             torch.cuda.device_count(),
         )
-        context = mp.get_context("spawn")  # CUDA cannot be forked; tensors travel in shared memory
-        self.replicas = [_Replica(r, gpus, engine, context) for r, gpus in enumerate(groups)]
+        self.replicas = [_Replica(r, gpus, engine) for r, gpus in enumerate(groups)]
         try:
             for replica in self.replicas:
                 replica.receive("engine start-up")
@@ -291,5 +272,5 @@ class VLLMBackend:
         """Release the engines (and their GPU memory): drop the in-process one, stop the replicas."""
         self.llm = None
         for replica in self.replicas:
-            replica.stop()
+            replica.worker.stop()
         self.replicas = []

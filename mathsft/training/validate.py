@@ -3,9 +3,7 @@ in the training process or in a background process that lets training go on mean
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
-import queue
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from mathsft.training.distributed import Dist
 from mathsft.training.loss import step_loss
 from mathsft.training.packing import collate
 from mathsft.training.tokenize import Tokenized
+from mathsft.workers import Worker, WorkerExited
 
 
 @torch.no_grad()
@@ -88,21 +87,14 @@ class BackgroundValidator:
     """
 
     def __init__(self, cfg: TrainConfig, problems: list[Problem]) -> None:
-        context = mp.get_context("spawn")  # a forked child would inherit the trainer's threads and CUDA state
-        self.jobs: Any = context.Queue()
-        self.results: Any = context.Queue()
-        self.process = context.Process(
-            target=_validation_worker,
-            args=(cfg.model_dump(mode="json"), problems, self.jobs, self.results),
-            name="mathsft-validation",
-            daemon=True,
+        self.worker = Worker(
+            _validation_worker, (cfg.model_dump(mode="json"), problems), name="mathsft-validation"
         )
-        self.process.start()
         self.pending: dict[int, Path] = {}
 
     def submit(self, step: int, checkpoint: Path, out: Path) -> None:
         self.pending[step] = checkpoint
-        self.jobs.put((step, str(checkpoint), str(out)))
+        self.worker.send((step, str(checkpoint), str(out)))
 
     def busy_checkpoints(self) -> set[str]:
         """Names of checkpoints still to be evaluated (retention must not delete them)."""
@@ -113,26 +105,22 @@ class BackgroundValidator:
         done: list[Validated] = []
         while self.pending:
             try:
-                status, step, payload = self.results.get(timeout=5.0 if wait else 0.01)
-            except queue.Empty:
-                if not self.process.is_alive():
-                    raise MathsftError(
-                        f"the background validation process exited (code {self.process.exitcode}) while "
-                        f"validating step {min(self.pending)}; rerun the command to resume"
-                    ) from None
-                if wait:
-                    continue
+                answer = self.worker.receive(timeout=None if wait else 0.01)
+            except WorkerExited as gone:
+                raise MathsftError(
+                    f"the background validation process exited (code {gone.exitcode}) while validating "
+                    f"step {min(self.pending)}; rerun the command to resume"
+                ) from None
+            if answer is None:
                 break
+            status, step, payload = answer
             if status == "error":
                 raise MathsftError(f"background validation of step {step} failed: {payload}")
             done.append(Validated(step, self.pending.pop(step), payload))
         return done
 
     def close(self) -> None:
-        self.jobs.put(None)
-        self.process.join(timeout=30)
-        if self.process.is_alive():
-            self.process.terminate()
+        self.worker.stop()
 
 
 def _validation_worker(cfg: dict[str, Any], problems: list[Problem], jobs: Any, results: Any) -> None:
