@@ -33,7 +33,7 @@ from mathsft.training.config import TrainConfig
 from mathsft.training.data import load_training_examples, load_val_problems, problems_to_examples
 from mathsft.training.distributed import Dist
 from mathsft.training.loss import step_loss, target_weights
-from mathsft.training.metrics import MetricsLog, measured_peak_flops, model_flops
+from mathsft.training.metrics import MetricsLog, cpu_bf16_warning, measured_peak_flops, model_flops
 from mathsft.training.packing import Batch, collate, micro_batches, register_packed_attention
 from mathsft.training.preflight import write_preflight
 from mathsft.training.tokenize import Tokenized, chat_template_digest, render, tokenize_cached
@@ -333,6 +333,11 @@ def _train(
         first = next(e for e in examples if e.id == items[0].example_id)
         parts = render(tokenizer, first)
         peak = cfg.peak_tflops * 1e12 if cfg.peak_tflops else measured_peak_flops(device.type, cfg.dtype)
+        warnings = (
+            [w for w in [cpu_bf16_warning()] if w] if device.type == "cpu" and cfg.dtype == "bf16" else []
+        )
+        for warning in warnings:
+            log.warning("warning: %s", warning)
         report = write_preflight(
             out,
             tokenizer,
@@ -350,6 +355,7 @@ def _train(
                 "total_steps": total,
                 "peak_flops": peak,
                 "peak_source": "stated" if cfg.peak_tflops else "measured matmul",
+                "warnings": warnings,
             },
         )
         log.info(

@@ -95,20 +95,45 @@ def _complete(line: str) -> bool:
 
 @functools.cache
 def measured_peak_flops(device: str, dtype: str, size: int = 2048) -> float:
-    """Dense matmul FLOP/s of this device in ``dtype`` (the MFU denominator when none is stated)."""
+    """Dense matmul FLOP/s of this device in ``dtype`` (the MFU denominator when none is stated).
+
+    Measured on ``size`` x ``size`` matrices, or on the largest smaller power of two whose matmul a 256 probe
+    predicts under 1 s: a dtype the device only emulates (bf16 on a CPU without AMX or AVX512-BF16
+    ran at ~1 GFLOP/s, 100x below fp32) would otherwise spend minutes here.
+    """
     torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
-    a = torch.randn(size, size, device=device, dtype=torch_dtype)
-    b = torch.randn(size, size, device=device, dtype=torch_dtype)
-    for _ in range(2):
-        a @ b
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    sync()
-    reps, start = 0, time.perf_counter()
-    while time.perf_counter() - start < 0.5 or reps < 3:
-        a @ b
-        reps += 1
-    sync()
-    return 2 * size**3 * reps / (time.perf_counter() - start)
+
+    def rate(n: int, seconds: float) -> float:
+        a = torch.randn(n, n, device=device, dtype=torch_dtype)
+        b = torch.randn(n, n, device=device, dtype=torch_dtype)
+        for _ in range(2):
+            a @ b
+        sync()
+        reps, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds or reps < 3:
+            a @ b
+            reps += 1
+        sync()
+        return 2 * n**3 * reps / (time.perf_counter() - start)
+
+    probe = rate(256, 0.05)
+    while size > 256 and 2 * size**3 / probe > 1.0:
+        size //= 2
+    return rate(size, 0.5) if size > 256 else probe
+
+
+def cpu_bf16_warning() -> str | None:
+    """Why bf16 autocast would slow training on this CPU, or None where bf16 matmuls are not slower than fp32
+    (CPUs with AMX or AVX512-BF16 run them several times faster; others emulate them)."""
+    bf16, fp32 = measured_peak_flops("cpu", "bf16"), measured_peak_flops("cpu", "fp32")
+    if bf16 >= fp32:
+        return None
+    return (
+        f"dtype=bf16 on this CPU: bf16 matmuls ran at {bf16 / 1e9:.0f} GFLOP/s against {fp32 / 1e9:.0f} in fp32 "
+        "(no native bf16 such as AMX or AVX512-BF16), so bf16 autocast slows training down here; "
+        "dtype=fp32 is faster"
+    )
 
 
 def model_flops(

@@ -71,6 +71,7 @@ def write_preflight(
         f"  {b['from']:>6}-{b['to']:<6} {'#' * round(30 * b['count'] / width):<30} {b['count']}"
         for b in report["length_histogram"]
     )
+    warnings = "".join(f"- **warning:** {w}\n" for w in extra.get("warnings", []))
     md = f"""# Pre-flight
 
 - examples: {s["examples"]} read, {s["kept"]} kept; over max_length {extra["max_length"]}: \
@@ -83,7 +84,7 @@ mean length {report["mean_length"]:.1f}, longest {report["max_length_seen"]}
 {report["supervised_is_response_plus_eot"]}
 - chat template hash: {hashes["chat_template_hash"]}; prompt template {extra["prompt"]!r} hash: \
 {hashes["prompt_template_hash"]}
-
+{warnings}
 ## Length histogram (tokens)
 
 ```

@@ -204,6 +204,24 @@ def test_overlong_counts_reach_the_preflight_report(tiny_model_dir: Path, tmp_pa
     assert "1 dropped" in (run / "preflight.md").read_text()
 
 
+def test_bf16_on_a_cpu_without_native_bf16_is_flagged_before_step_one(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    from mathsft.training.metrics import cpu_bf16_warning, measured_peak_flops
+
+    cfg = TrainConfig(
+        model=str(tiny_model_dir), out=str(tmp_path / "run"), max_steps=1, batch_size=2, max_length=512,
+        dtype="bf16", device="cpu", peak_tflops=1.0,
+    )  # fmt: skip
+    run = train(cfg, examples=problems_to_examples(synthetic_problems("train", 2, 0)))
+    warnings = json.loads((run / "preflight.json").read_text())["warnings"]
+    slower = measured_peak_flops("cpu", "bf16") < measured_peak_flops("cpu", "fp32")  # cached: what train saw
+    assert warnings == ([cpu_bf16_warning()] if slower else [])
+    if slower:  # this CPU (the 2-core AVX2 machine CI runs on has no native bf16)
+        assert "dtype=fp32 is faster" in warnings[0]
+        assert "**warning:** dtype=bf16 on this CPU" in (run / "preflight.md").read_text()
+
+
 def command(model: Path, data: Path, out: Path) -> list[str]:
     return [
         sys.executable,
