@@ -243,13 +243,20 @@ class VLLMBackend:
         shares = split_evenly(requests, len(self.replicas))
         for replica, share in zip(self.replicas, shares, strict=True):
             replica.send("generate", ([requests[i] for i in share], params))
-        results: list[list[Completion]] = []
+        results: list[list[Completion]] = [[] for _ in requests]
+        failures: list[MathsftError] = []
         for replica, share in zip(self.replicas, shares, strict=True):
-            done = replica.receive(f"generation of requests {share.start}..{share.stop - 1}")
+            try:  # every replica's answer is read, so one failing does not lose the others' samples
+                done = replica.receive(f"generation of requests {share.start}..{share.stop - 1}")
+            except MathsftError as err:
+                failures.append(err)
+                continue
             for index, completions in zip(share, done, strict=True):
-                results.append(completions)
+                results[index] = completions
                 if on_result is not None:
                     on_result(index, requests[index], completions)
+        if failures:
+            raise failures[0]
         return results
 
     def load_weights(self, state_dict_items: Iterable[tuple[str, Any]]) -> None:
@@ -265,8 +272,14 @@ class VLLMBackend:
             return
         for replica in self.replicas:
             replica.send("load_weights", weights)
-        for replica in self.replicas:
-            replica.receive("weight loading")
+        failures = []
+        for replica in self.replicas:  # all answers read: the queues stay in step for the next job
+            try:
+                replica.receive("weight loading")
+            except MathsftError as err:
+                failures.append(err)
+        if failures:
+            raise failures[0]
 
     def close(self) -> None:
         """Release the engines (and their GPU memory): drop the in-process one, stop the replicas."""

@@ -76,6 +76,8 @@ class LLM:
         self.loaded = []
 
     def _outputs(self, prompts, sampling):
+        if "boom" in prompts:
+            raise RuntimeError("engine crashed")
         return [
             SimpleNamespace(
                 prompt_token_ids=[1, 2, 3],
@@ -153,6 +155,26 @@ def test_replicas_split_the_requests_and_return_them_in_order(stand_in_vllm: Pat
     assert len({pid for pid, _ in served}) == 2
     assert served == sorted(served, key=lambda s: s[1])  # contiguous shares: first half on the first replica
     assert field(again[0][0].text, "loaded") == "lm_head.weight,model.norm.weight"
+
+
+def test_a_failing_replica_is_named_and_the_others_samples_are_kept(stand_in_vllm: Path) -> None:
+    backend = make_backend("vllm", str(stand_in_vllm), data_parallel_size=2)
+    seen: list[int] = []
+    try:
+        with pytest.raises(
+            MathsftError, match=r"vllm replica 0 \(GPUs 4\) failed during generation of requests 0\.\.1: "
+            "RuntimeError: engine crashed"
+        ):  # fmt: skip
+            backend.generate(
+                [Request("boom"), Request("a"), Request("b"), Request("c")],
+                SamplingParams(),
+                lambda i, r, c: seen.append(i),
+            )
+        assert seen == [2, 3]  # the healthy replica's share reached the caller
+        after = backend.generate([Request("d"), Request("e")], SamplingParams())  # the queues stay in step
+    finally:
+        backend.close()
+    assert [r[0].text.split("|")[0] for r in after] == ["d", "e"]
 
 
 def test_a_replica_that_cannot_start_is_a_clear_error(tmp_path: Path, stand_in_vllm: Path) -> None:
