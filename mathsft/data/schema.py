@@ -38,17 +38,6 @@ class Problem:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, row: dict[str, Any]) -> Problem:
-        return cls(
-            id=str(row["id"]),
-            problem=row["problem"],
-            answer=str(row["answer"]),
-            solution=row.get("solution") or "",
-            source=row.get("source") or "",
-            meta=dict(row.get("meta") or {}),
-        )
-
 
 @dataclass
 class SFTExample:
@@ -86,15 +75,6 @@ class SFTExample:
             "source": self.source,
             "meta": self.meta,
         }
-
-    @classmethod
-    def from_dict(cls, row: dict[str, Any]) -> SFTExample:
-        return cls(
-            id=str(row["id"]),
-            messages=[dict(m) for m in row["messages"]],
-            source=row.get("source") or "",
-            meta=dict(row.get("meta") or {}),
-        )
 
 
 def content_hash(records: Sequence[Problem | SFTExample]) -> str:

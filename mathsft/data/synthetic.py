@@ -57,7 +57,6 @@ MACHINES = [
 ]
 VEHICLES = ["car", "bus", "train", "truck", "boat"]
 THINGS = ["bike", "game", "jacket", "lamp", "radio"]
-CONTAINERS = ["bags", "boxes", "baskets", "jars"]
 
 Generated = tuple[str, list[str], int]
 
