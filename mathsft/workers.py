@@ -4,7 +4,7 @@ Used where an engine must live outside the calling process: background validatio
 vLLM data-parallel replicas. The process is spawned (a forked child would inherit the parent's threads
 and CUDA state) and not daemonic, because engines such as vLLM start processes of their own, which a
 daemonic process may not. So that a crash of the parent never leaves its exit waiting on the worker, the
-worker is stopped at interpreter exit if ``stop`` was not called.
+worker is ended at interpreter exit (within a second) if ``stop`` was not called.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class Worker:
         )
         self.process.start()
         # registered after multiprocessing's own exit hook, so it runs first (atexit is last-in, first-out)
-        atexit.register(self.stop)
+        atexit.register(self._abandon)
 
     def send(self, job: Any) -> None:
         self.jobs.put(job)
@@ -59,9 +59,13 @@ class Worker:
                 if timeout is not None:
                     return None
 
+    def _abandon(self) -> None:
+        """At exit without ``stop`` (the caller failed): its answers have no reader left, so do not wait."""
+        self.stop(grace_s=1.0)
+
     def stop(self, grace_s: float = 30.0) -> None:
         """Ask the worker to finish its current job and exit; terminate it after ``grace_s``."""
-        atexit.unregister(self.stop)
+        atexit.unregister(self._abandon)
         if self.process.is_alive():
             self.jobs.put(STOP)
             self.process.join(timeout=grace_s)
