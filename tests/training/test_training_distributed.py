@@ -210,3 +210,45 @@ def test_lora_kill_and_resume_with_two_processes_ends_equal(
     run([*command(2, tiny_model_dir, files, out), *LORA])
     resumed, straight = weights(out), weights(lora_runs[2])
     assert all(bool((resumed[k] == straight[k]).all()) for k in straight)
+
+
+SLURM_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "slurm_train.sbatch"
+SHIMS = {  # SLURM's two commands the script calls, standing in for a 2-node allocation on this machine
+    "scontrol": 'for i in $(seq 1 "$SLURM_NNODES"); do echo localhost; done\n',
+    "srun": (
+        'while [[ "$1" == --* ]]; do shift; done\n'
+        "pids=()\n"
+        'for node in $(seq 0 $((SLURM_NNODES - 1))); do SLURM_NODEID=$node "$@" & pids+=($!); done\n'
+        'rc=0; for pid in "${pids[@]}"; do wait "$pid" || rc=$?; done; exit $rc\n'
+    ),
+}
+
+
+def test_the_slurm_script_on_two_nodes_ends_with_the_weights_of_one_process(
+    runs: dict, tiny_model_dir: Path, files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import socket
+
+    shims = tmp_path / "bin"
+    shims.mkdir()
+    for name, body in SHIMS.items():
+        (shims / name).write_text("#!/bin/bash\n" + body)
+        (shims / name).chmod(0o755)
+    with socket.socket() as probe:  # a free port for the c10d rendezvous
+        probe.bind(("localhost", 0))
+        port = probe.getsockname()[1]
+    out = tmp_path / "slurm"
+    args = command(1, tiny_model_dir, files, out)[4:]  # the `mathsft train` arguments
+    env = {
+        **os.environ,
+        "PATH": os.pathsep.join([str(shims), str(Path(sys.executable).parent), os.environ["PATH"]]),
+        "SLURM_JOB_NODELIST": "node[1-2]", "SLURM_NNODES": "2", "SLURM_JOB_ID": "42",
+        "GPUS_PER_NODE": "1", "PORT": str(port), "OMP_NUM_THREADS": "1",
+    }  # fmt: skip
+    done = subprocess.run(
+        ["bash", str(SLURM_SCRIPT), *args], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert json.loads((out / "manifest.json").read_text())["world_size"] == 2
+    one, nodes = weights(runs[1]), weights(out)
+    assert max(float((one[k] - nodes[k]).abs().max()) for k in one) < 1e-5
