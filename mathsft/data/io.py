@@ -239,18 +239,27 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     return [record.data for record in _iter_jsonl(Path(path), None)]
 
 
-def cut_partial_last_line(path: Path) -> int:
+def cut_partial_last_line(path: Path, chunk: int = 1 << 16) -> int:
     """Truncate a last line that a kill left without its newline (append-only logs write whole lines,
-    newline last, so that tail was never reported); returns how many bytes went (0: none)."""
-    data = path.read_bytes()
-    end = data.rfind(b"\n") + 1
-    if end == len(data):
-        return 0
+    newline last, so that tail was never reported); returns how many bytes went (0: none). Reads only the
+    file's tail, so resuming a large log costs no extra pass over it."""
     with path.open("r+b") as f:
+        size = f.seek(0, os.SEEK_END)
+        end = size
+        while end > 0:  # scan back for the last newline
+            start = max(0, end - chunk)
+            f.seek(start)
+            newline = f.read(end - start).rfind(b"\n")
+            if newline >= 0:
+                end = start + newline + 1
+                break
+            end = start
+        if end == size:
+            return 0
         f.truncate(end)
         f.flush()
         os.fsync(f.fileno())
-    return len(data) - end
+    return size - end
 
 
 def _plain(record: Any) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from mathsft.errors import MathsftError
@@ -244,20 +244,27 @@ class VLLMBackend:
         for replica, share in zip(self.replicas, shares, strict=True):
             replica.send("generate", ([requests[i] for i in share], params))
         results: list[list[Completion]] = [[] for _ in requests]
-        failures: list[MathsftError] = []
-        for replica, share in zip(self.replicas, shares, strict=True):
-            try:  # every replica's answer is read, so one failing does not lose the others' samples
-                done = replica.receive(f"generation of requests {share.start}..{share.stop - 1}")
-            except MathsftError as err:
-                failures.append(err)
-                continue
-            for index, completions in zip(share, done, strict=True):
+        for share, done in self._answers([f"generation of requests {s.start}..{s.stop - 1}" for s in shares]):
+            for index, completions in zip(shares[share], done, strict=True):
                 results[index] = completions
                 if on_result is not None:
                     on_result(index, requests[index], completions)
+        return results
+
+    def _answers(self, whats: list[str]) -> Iterator[tuple[int, Any]]:
+        """Each replica's answer to the job just sent to all, in replica order. Every answer is read before
+        the first failure is raised, so one failing replica neither loses the others' results nor leaves
+        the queues out of step for the next job."""
+        failures: list[MathsftError] = []
+        for rank, (replica, what) in enumerate(zip(self.replicas, whats, strict=True)):
+            try:
+                answer = replica.receive(what)
+            except MathsftError as err:
+                failures.append(err)
+                continue
+            yield rank, answer
         if failures:
             raise failures[0]
-        return results
 
     def load_weights(self, state_dict_items: Iterable[tuple[str, Any]]) -> None:
         """Replace every engine's weights with HF-named tensors (in-training validation without a reload).
@@ -272,14 +279,8 @@ class VLLMBackend:
             return
         for replica in self.replicas:
             replica.send("load_weights", weights)
-        failures = []
-        for replica in self.replicas:  # all answers read: the queues stay in step for the next job
-            try:
-                replica.receive("weight loading")
-            except MathsftError as err:
-                failures.append(err)
-        if failures:
-            raise failures[0]
+        for _ in self._answers(["weight loading"] * len(self.replicas)):
+            pass
 
     def close(self) -> None:
         """Release the engines (and their GPU memory): drop the in-process one, stop the replicas."""

@@ -333,9 +333,8 @@ def _train(
         first = next(e for e in examples if e.id == items[0].example_id)
         parts = render(tokenizer, first)
         peak = cfg.peak_tflops * 1e12 if cfg.peak_tflops else measured_peak_flops(device.type, cfg.dtype)
-        warnings = (
-            [w for w in [cpu_bf16_warning()] if w] if device.type == "cpu" and cfg.dtype == "bf16" else []
-        )
+        slow_bf16 = cpu_bf16_warning() if device.type == "cpu" and cfg.dtype == "bf16" else None
+        warnings = [slow_bf16] if slow_bf16 else []
         for warning in warnings:
             log.warning("warning: %s", warning)
         report = write_preflight(

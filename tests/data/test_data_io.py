@@ -19,7 +19,7 @@ from mathsft.data import (
     read_jsonl,
     write_jsonl,
 )
-from mathsft.data.io import write_parquet
+from mathsft.data.io import cut_partial_last_line, write_parquet
 from mathsft.errors import DataError
 
 GOOD = {"question": "What is 2 + 2?", "answer": "2 + 2 = <<2+2=4>>4\n#### 4"}
@@ -180,3 +180,16 @@ def test_read_jsonl_raises_with_line(tmp_path: Path):
     path = _jsonl(tmp_path / "r.jsonl", ['{"a": 1}', "nope"])
     with pytest.raises(DataError, match="line 2"):
         read_jsonl(path)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"a\n", b"a\nbc", b"no newline at all", b'{"id": 1}\n' * 20 + b'{"id": 2, "cut', b"x" * 40],
+)
+def test_a_half_written_last_line_is_cut_and_whole_lines_stay(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "log.jsonl"
+    whole = content[: content.rfind(b"\n") + 1]
+    for chunk in (4, 1 << 16):  # the tail is scanned backwards in chunks: across their borders too
+        path.write_bytes(content)
+        assert cut_partial_last_line(path, chunk=chunk) == len(content) - len(whole)
+        assert path.read_bytes() == whole
