@@ -6,7 +6,7 @@ each writing its keys/values at its own position (so no padding is ever attended
 sequence the step it finishes and refills the slot with the next waiting prompt. Prompts are
 prefilled in groups sorted by length. The model itself is the unmodified Hugging Face module: the
 loop only hands it per-row ``position_ids``, a ready 4D mask and a slot cache, so any decoder-only
-architecture whose attention calls ``past_key_values.update`` works.
+architecture whose attention calls the cache's ``update`` works.
 
 On CPU in float32 every ``nn.Linear`` is swapped for a oneDNN pre-packed weight (what
 ``torch.compile`` freezing does on CPU), which made small-batch decode matmuls ~1.5x faster and the
@@ -28,6 +28,7 @@ compositions up to floating-point differences of the batched matmuls, which can 
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections import deque
@@ -151,8 +152,9 @@ class SlotCache:
         self.width = 0
 
     def update(
-        self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, cache_kwargs: Any = None
+        self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args: Any, **kwargs: Any
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        # extra arguments (``cache_kwargs`` up to transformers 5.23, ``kwargs=`` after) carry nothing we use
         k_all, v_all = self.keys[layer_idx], self.values[layer_idx]
         rows = slice(self.start, self.start + key.shape[0])
         if self.write_pos is None:
@@ -247,6 +249,9 @@ class HFBackend:
         self.packed_linears = 0
         if pack_weights and self.device == "cpu" and self.dtype == "float32":
             self.packed_linears = pack_linears(self.model, batch_size)
+        # transformers 5.24 renamed the forward's ``past_key_values`` to ``cache`` (the old name warns)
+        forward_params = inspect.signature(self.model.forward).parameters
+        self.cache_arg = "cache" if "cache" in forward_params else "past_key_values"
         self.attn_implementation = self.model.config._attn_implementation
         if self.attn_implementation == "sdpa":
             AttentionInterface.register(GROUPED_SDPA, grouped_sdpa_attention)
@@ -378,7 +383,7 @@ class HFBackend:
                 input_ids=torch.tensor(ids, device=self.device),
                 position_ids=pos,
                 attention_mask=self._mask(mask[:, None]),
-                past_key_values=cache,
+                **{self.cache_arg: cache},
                 use_cache=True,
             ).logits
             if q_len == 1:
@@ -423,7 +428,7 @@ class HFBackend:
             input_ids=ids,
             position_ids=cols[None, :].expand(len(group), -1),
             attention_mask=self._mask(mask[:, None]),
-            past_key_values=cache,
+            **{self.cache_arg: cache},
             use_cache=True,
             logits_to_keep=torch.tensor([e - 1 for e in ends], device=self.device),
         ).logits
