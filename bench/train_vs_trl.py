@@ -31,7 +31,12 @@ def examples():
 
 
 def run_mathsft(
-    precision: str, steps: int, out: Path, micro_batch_tokens: int | None, checkpointing: bool
+    precision: str,
+    steps: int,
+    out: Path,
+    micro_batch_tokens: int | None,
+    checkpointing: bool,
+    loss_chunk_tokens: int | None,
 ) -> dict:
     from mathsft.training import TrainConfig, train
 
@@ -47,6 +52,7 @@ def run_mathsft(
         keep_last=1,
         micro_batch_tokens=micro_batch_tokens,
         gradient_checkpointing=checkpointing,
+        loss_chunk_tokens=loss_chunk_tokens,
     )
     run = train(cfg, examples=examples())
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()][1:]
@@ -124,14 +130,19 @@ def worker(args: argparse.Namespace) -> None:
     out = Path(args.out)
     if args.worker == "mathsft":
         result = run_mathsft(
-            args.precision, args.steps, out, args.micro_batch_tokens, args.gradient_checkpointing
+            args.precision,
+            args.steps,
+            out,
+            args.micro_batch_tokens,
+            args.gradient_checkpointing,
+            args.loss_chunk_tokens,
         )
     else:
         result = run_trl(args.precision, args.steps, out, packing=args.worker == "trl-packed")
     (out / "result.json").write_text(json.dumps(result))
 
 
-def spawn(name: str, precision: str, steps: int, micro_batch_tokens: int | None, checkpointing: bool) -> dict:
+def spawn(name: str, precision: str, steps: int, options: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [
             sys.executable,
@@ -145,10 +156,12 @@ def spawn(name: str, precision: str, steps: int, micro_batch_tokens: int | None,
             "--out",
             tmp,
         ]
-        if checkpointing:
+        if options.gradient_checkpointing:
             cmd.append("--gradient-checkpointing")
-        if micro_batch_tokens:
-            cmd += ["--micro-batch-tokens", str(micro_batch_tokens)]
+        if options.micro_batch_tokens:
+            cmd += ["--micro-batch-tokens", str(options.micro_batch_tokens)]
+        if options.loss_chunk_tokens:
+            cmd += ["--loss-chunk-tokens", str(options.loss_chunk_tokens)]
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         _, status, usage = os.wait4(proc.pid, 0)
         stderr = proc.stderr.read() if proc.stderr else ""
@@ -171,6 +184,11 @@ def main() -> None:
     parser.add_argument(
         "--gradient-checkpointing", action="store_true", help="mathsft: recompute activations"
     )
+    parser.add_argument(
+        "--loss-chunk-tokens",
+        type=int,
+        help="mathsft: LM head + loss on this many supervised rows at a time, recomputed in backward",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--precision", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -181,10 +199,7 @@ def main() -> None:
         raise SystemExit(f"needs {DATA}")
     print(f"{'run':<12} {'prec':<5} {'sup tok/s':>10} {'s/step':>7} {'peak RSS GB':>12} {'MFU':>6}")
     for precision in args.precisions:
-        results = [
-            spawn(name, precision, args.steps, args.micro_batch_tokens, args.gradient_checkpointing)
-            for name in args.runs
-        ]
+        results = [spawn(name, precision, args.steps, args) for name in args.runs]
         for r in results:
             mfu = f"{r['mfu']:.1%}" if "mfu" in r else "-"
             print(

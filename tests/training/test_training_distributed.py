@@ -28,6 +28,7 @@ ARGS = [
     "--max-length", "256", "--batch-size", "8", "--lr", "1e-3", "--seed", "0",
     "epochs=1", "micro_batch_tokens=256", "peak_tflops=1.0", "save_every=1", "keep_last=4",
     "eval_every=2", "val_max_new_tokens=8", "val_dataset=gsm8k", "log.progress=false",
+    "loss_chunk_tokens=32",  # the tied head's loss in chunks, recomputed in backward, under FSDP too
 ]  # fmt: skip
 
 

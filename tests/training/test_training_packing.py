@@ -45,12 +45,14 @@ def grads(
     average: str = "token",
     grad_accum: int | None = None,
     tokens: int | None = None,
+    chunk: int | None = None,
 ):
     if not packing:
         model.set_attn_implementation("sdpa")
     model.zero_grad()
     batches = [collate(g, packing, 0) for g in micro_batches(rows, packing, tokens, grad_accum)]
-    counts = backward_step(model, batches, 0, average, torch.device("cpu"), contextlib.nullcontext, Dist())
+    cpu = torch.device("cpu")
+    counts = backward_step(model, batches, 0, average, cpu, contextlib.nullcontext, Dist(), chunk)
     out = {n: p.grad.clone() for n, p in model.named_parameters()}
     model.set_attn_implementation("mathsft_packed")
     return counts, out, len(batches)
@@ -112,6 +114,23 @@ def test_packing_on_and_off_give_the_same_update(setup) -> None:
     assert packed.loss == pytest.approx(padded.loss, rel=1e-5)
     assert padded.slots > padded.tokens == packed.tokens  # padding is counted, not trained on
     assert_same(gp, gpad)
+
+
+def test_loss_in_chunks_gives_the_same_loss_and_update(setup) -> None:
+    """The head + cross-entropy over 7 rows at a time (recomputed in backward) is the same loss and
+    gradient, packed and padded; afterwards the head is the plain head again, still tied to the embeddings."""
+    model, rows = setup
+    whole, gw, _ = grads(model, rows, packing=True)
+    chunked, gc, _ = grads(model, rows, packing=True, chunk=7)
+    assert chunked.loss == pytest.approx(whole.loss, rel=1e-5) and chunked.targets == whole.targets > 7
+    assert_same(gw, gc)
+    padded, gp, _ = grads(model, rows, packing=False, grad_accum=2, chunk=7)
+    assert padded.loss == pytest.approx(whole.loss, rel=1e-5)
+    assert_same(gw, gp)
+    head = model.get_output_embeddings()
+    assert "forward" not in vars(head) and head.weight is model.get_input_embeddings().weight
+    logits = model(**pack(rows[:2]).model_inputs("cpu")).logits
+    assert logits.shape[-1] == model.config.vocab_size
 
 
 def test_per_sequence_averaging_weights_each_example_equally(setup) -> None:
