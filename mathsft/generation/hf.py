@@ -8,9 +8,10 @@ prefilled in groups sorted by length. The model itself is the unmodified Hugging
 loop only hands it per-row ``position_ids``, a ready 4D mask and a slot cache, so any decoder-only
 architecture whose attention calls the cache's ``update`` works.
 
-On CPU in float32 every ``nn.Linear`` is swapped for a oneDNN pre-packed weight (what
-``torch.compile`` freezing does on CPU), which made small-batch decode matmuls ~1.5x faster and the
-full-vocabulary head ~2x faster on the 2-core AVX2 machine this was written on.
+On CPU every ``nn.Linear`` is swapped for a oneDNN pre-packed weight (what ``torch.compile`` freezing
+does on CPU) in float32, and in bfloat16 where the CPU computes it natively (AVX512-BF16 / AMX): that
+made small-batch decode matmuls ~1.5x faster and the full-vocabulary head ~2x faster on a 2-core AVX2
+machine, and a batch-16 bf16 matmul 1.6x faster on a 2-core AMX Xeon (BENCHMARKS.md).
 
 With ``draft_tokens=k`` and greedy decoding, each decode step also feeds up to ``k`` draft tokens per
 row, copied from what followed the latest earlier occurrence of the row's last n-gram (prompt-lookup
@@ -68,7 +69,7 @@ def resolve_dtype(dtype: str, device: str) -> str:
 
 
 class _PackedLinear(nn.Module):
-    """``nn.Linear`` with its weight pre-packed for oneDNN (CPU, float32 only)."""
+    """``nn.Linear`` with its weight pre-packed for oneDNN (CPU, float32 or native bfloat16)."""
 
     def __init__(self, linear: nn.Linear, batch_hint: int) -> None:
         super().__init__()
@@ -114,10 +115,16 @@ def grouped_sdpa_attention(
 
 def pack_linears(model: nn.Module, batch_hint: int) -> int:
     """Swap the model's ``nn.Linear`` modules for pre-packed ones; returns how many (0 if unsupported)."""
-    probe = nn.Linear(8, 4)
+    dtype = next(model.parameters()).dtype
+    if dtype == torch.bfloat16 and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return 0  # bf16 emulated in software: packing would not make it fast
+    if dtype not in (torch.float32, torch.bfloat16):
+        return 0
+    probe = nn.Linear(8, 4, dtype=dtype)
     try:
-        x = torch.randn(3, 8)
-        if not torch.allclose(_PackedLinear(probe, batch_hint)(x), probe(x), atol=1e-5):
+        x = torch.randn(3, 8, dtype=dtype)
+        tol = 1e-5 if dtype == torch.float32 else 2e-2
+        if not torch.allclose(_PackedLinear(probe, batch_hint)(x), probe(x), atol=tol, rtol=tol):
             return 0
     except (RuntimeError, AttributeError) as err:  # torch built without oneDNN, or the op changed
         log.info("oneDNN weight packing unavailable (%s); using plain linears", err)
@@ -247,7 +254,7 @@ class HFBackend:
         self.tokenizer = load_tokenizer(model, padding_side="left")
         self.model = load_model(model, dtype=self.dtype, device=self.device)
         self.packed_linears = 0
-        if pack_weights and self.device == "cpu" and self.dtype == "float32":
+        if pack_weights and self.device == "cpu":
             self.packed_linears = pack_linears(self.model, batch_size)
         # transformers 5.24 renamed the forward's ``past_key_values`` to ``cache`` (the old name warns)
         forward_params = inspect.signature(self.model.forward).parameters

@@ -51,6 +51,19 @@ def test_greedy_independent_of_batching_and_weight_packing(backend: HFBackend, t
     assert batched == alone
 
 
+def test_bf16_weights_are_packed_only_where_the_cpu_computes_bf16_natively(tiny_model_dir: Path) -> None:
+    packed = HFBackend(str(tiny_model_dir), dtype="bfloat16", batch_size=2)
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()  # AMX / AVX512-BF16; emulated bf16 stays plain
+    assert (packed.packed_linears > 0) == native
+    plain = HFBackend(str(tiny_model_dir), dtype="bfloat16", batch_size=2, pack_weights=False)
+    ids = packed.tokenizer(PROMPTS[1], return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        a, b = packed.model(ids).logits.float(), plain.model(ids).logits.float()
+    assert a.dtype == b.dtype and torch.allclose(a, b, atol=0.05 * b.abs().max().item())
+    (completion,) = packed.generate([Request(PROMPTS[1])], GREEDY)[0]
+    assert completion.completion_tokens == GREEDY.max_new_tokens or completion.finish_reason == "stop"
+
+
 def test_n_samples_seeded_and_independent_of_batch(backend: HFBackend, tiny_model_dir: Path) -> None:
     request = Request(PROMPTS[1], n=3)
     first = texts(backend.generate([request], SAMPLED))[0]
