@@ -77,7 +77,7 @@ class TrainConfig(StrictModel):
     # numerics and memory
     dtype: Literal["fp32", "bf16"] = "fp32"  # bf16 = autocast (weights and optimizer state stay fp32)
     gradient_checkpointing: bool = False
-    # LM head + loss this many supervised rows at a time, recomputed in backward (less memory, ~5% slower)
+    # LM head + loss this many supervised rows at a time, recomputed in backward (less memory, one more head forward)
     loss_chunk_tokens: int | None = Field(default=None, ge=1)
     lora: LoraConfig | None = None
     device: str = "auto"  # auto: cuda when available, else cpu

@@ -32,7 +32,7 @@ from mathsft.training import checkpoint as ckpt
 from mathsft.training.config import TrainConfig
 from mathsft.training.data import load_training_examples, load_val_problems, problems_to_examples
 from mathsft.training.distributed import Dist
-from mathsft.training.loss import step_loss, target_weights
+from mathsft.training.loss import can_chunk, step_loss, target_weights
 from mathsft.training.metrics import MetricsLog, cpu_bf16_warning, measured_peak_flops, model_flops
 from mathsft.training.packing import Batch, collate, micro_batches, register_packed_attention
 from mathsft.training.preflight import write_preflight
@@ -337,6 +337,11 @@ def _train(
         peak = cfg.peak_tflops * 1e12 if cfg.peak_tflops else measured_peak_flops(device.type, cfg.dtype)
         slow_bf16 = cpu_bf16_warning() if device.type == "cpu" and cfg.dtype == "bf16" else None
         warnings = [slow_bf16] if slow_bf16 else []
+        if cfg.loss_chunk_tokens is not None and not can_chunk(model):
+            warnings.append(
+                "loss_chunk_tokens has no effect here: this model's head has a bias or its logits are "
+                "transformed after the head (soft-capping, scaling), so the loss runs on whole logits"
+            )
         for warning in warnings:
             log.warning("warning: %s", warning)
         report = write_preflight(

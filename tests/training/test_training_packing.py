@@ -133,6 +133,18 @@ def test_loss_in_chunks_gives_the_same_loss_and_update(setup) -> None:
     assert logits.shape[-1] == model.config.vocab_size
 
 
+def test_loss_is_not_chunked_where_the_logits_are_transformed_after_the_head(setup) -> None:
+    from mathsft.training.loss import can_chunk
+
+    model, _ = setup
+    assert can_chunk(model)
+    model.config.final_logit_softcapping = 30.0  # Gemma-style: chunks of raw head output would be wrong
+    try:
+        assert not can_chunk(model)
+    finally:
+        del model.config.final_logit_softcapping
+
+
 def test_per_sequence_averaging_weights_each_example_equally(setup) -> None:
     from mathsft.training.loss import step_loss
 
