@@ -34,11 +34,16 @@ def step_loss(
     index = batch.target_index.to(device, non_blocking=True)
     targets = batch.targets.to(device, non_blocking=True)
     inputs = batch.model_inputs(device)
-    if chunk_tokens is not None and can_chunk(model):
-        with head_computes_loss(model, index if not packed else None, targets, chunk_tokens):
-            out = model(**inputs, logits_to_keep=index if packed else 0, use_cache=False)
+    chunked = chunk_tokens is not None and can_chunk(model)
+    head = (
+        head_computes_loss(model, None if packed else index, targets, chunk_tokens)
+        if chunked
+        else contextlib.nullcontext()
+    )
+    with head:
+        out = model(**inputs, logits_to_keep=index if packed else 0, use_cache=False)
+    if chunked:
         return out.logits  # the head's output is the per-target loss here
-    out = model(**inputs, logits_to_keep=index if packed else 0, use_cache=False)
     logits = out.logits.flatten(0, 1)
     if not packed:
         logits = logits[index]
