@@ -33,6 +33,7 @@ from mathsft.training.config import TrainConfig
 from mathsft.training.data import load_training_examples, load_val_problems, problems_to_examples
 from mathsft.training.distributed import Dist
 from mathsft.training.loss import can_chunk, step_loss, target_weights
+from mathsft.training.memory import release_free_memory
 from mathsft.training.metrics import MetricsLog, cpu_bf16_warning, measured_peak_flops, model_flops
 from mathsft.training.packing import Batch, collate, micro_batches, register_packed_attention
 from mathsft.training.preflight import write_preflight
@@ -243,6 +244,8 @@ def backward_step(
             weights = weights * 0
         with autocast():
             ce = step_loss(model, batch, device, chunk_tokens)
+        if device.type == "cpu":
+            release_free_memory()  # the forward's temporaries, before backward allocates the gradients
         loss = (ce * weights).sum()
         (loss * dist.world).backward()  # FSDP averages gradients over ranks: undo the 1/world
         loss_value += loss.detach().double().cpu()
@@ -462,6 +465,8 @@ def _train(
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
+            if device.type == "cpu":
+                release_free_memory()  # the freed gradients and backward's temporaries
             elapsed = time.perf_counter() - t0
             done = step + 1
             lens = [len(r) for r in rows]
