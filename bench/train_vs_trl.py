@@ -195,6 +195,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker:
         return worker(args)
+    if args.steps * BATCH > N and any(r.startswith("trl") for r in args.runs):
+        # TRL's supervised tokens are counted from its sampler's first-epoch order
+        raise SystemExit(f"--steps at most {N // BATCH} (one epoch) when TRL runs")
     if not DATA.is_file():
         raise SystemExit(f"needs {DATA}")
     print(f"{'run':<12} {'prec':<5} {'sup tok/s':>10} {'s/step':>7} {'peak RSS GB':>12} {'MFU':>6}")
