@@ -244,8 +244,7 @@ def backward_step(
             weights = weights * 0
         with autocast():
             ce = step_loss(model, batch, device, chunk_tokens)
-        if device.type == "cpu":
-            release_free_memory()  # the forward's temporaries, before backward allocates the gradients
+        release_free_memory(device)  # the forward's temporaries, before backward allocates the gradients
         loss = (ce * weights).sum()
         (loss * dist.world).backward()  # FSDP averages gradients over ranks: undo the 1/world
         loss_value += loss.detach().double().cpu()
@@ -465,8 +464,7 @@ def _train(
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            if device.type == "cpu":
-                release_free_memory()  # the freed gradients and backward's temporaries
+            release_free_memory(device)  # the freed gradients and backward's temporaries
             elapsed = time.perf_counter() - t0
             done = step + 1
             lens = [len(r) for r in rows]

@@ -13,6 +13,8 @@ import ctypes
 import functools
 from collections.abc import Callable
 
+import torch
+
 
 @functools.cache
 def _malloc_trim() -> Callable[[int], int] | None:
@@ -22,8 +24,9 @@ def _malloc_trim() -> Callable[[int], int] | None:
         return None
 
 
-def release_free_memory() -> None:
-    """Return free heap pages to the OS (glibc ``malloc_trim``); a no-op where the C library lacks it."""
+def release_free_memory(device: torch.device) -> None:
+    """Return free heap pages to the OS (glibc ``malloc_trim``) when training on CPU; a no-op on other
+    devices (their tensors are not in this heap) and where the C library lacks it."""
     trim = _malloc_trim()
-    if trim is not None:
+    if device.type == "cpu" and trim is not None:
         trim(0)
