@@ -3,7 +3,9 @@
 Same model (bundled SmolLM2-135M-Instruct), batch 8, max length 512, lr, precision and completion-only loss.
 Each run is its own subprocess so its peak RSS is measured alone (``os.wait4``). Supervised tokens/s
 excludes the first (warm-up) step; for TRL it is the supervised tokens of the examples each step consumed
-(counted with mathsft's tokenization: response + end-of-turn) over its measured step time.
+(counted with mathsft's tokenization: response + end-of-turn) over its measured step time. TRL runs with its
+default gradient checkpointing (on); ``trl-padded-nogc`` / ``trl-packed-nogc`` turn it off (faster, more
+memory). mathsft is compared with the fastest TRL run and with the lowest TRL peak.
 
     .venv/bin/python bench/train_vs_trl.py --steps 6
 """
@@ -37,6 +39,8 @@ def run_mathsft(
     micro_batch_tokens: int | None,
     checkpointing: bool,
     loss_chunk_tokens: int | None,
+    checkpoint_layers: int | None,
+    compile_regions: bool,
 ) -> dict:
     from mathsft.training import TrainConfig, train
 
@@ -53,6 +57,8 @@ def run_mathsft(
         micro_batch_tokens=micro_batch_tokens,
         gradient_checkpointing=checkpointing,
         loss_chunk_tokens=loss_chunk_tokens,
+        checkpoint_layers=checkpoint_layers,
+        compile=compile_regions,
     )
     run = train(cfg, examples=examples())
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()][1:]
@@ -66,7 +72,7 @@ def run_mathsft(
     }
 
 
-def run_trl(precision: str, steps: int, out: Path, packing: bool) -> dict:
+def run_trl(precision: str, steps: int, out: Path, packing: bool, checkpointing: bool) -> dict:
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, TrainerCallback
@@ -98,6 +104,7 @@ def run_trl(precision: str, steps: int, out: Path, packing: bool) -> dict:
         lr_scheduler_type="constant",
         completion_only_loss=True,
         packing=packing,
+        gradient_checkpointing=checkpointing,  # TRL's default is on
         bf16=precision == "bf16",
         use_cpu=True,
         save_strategy="no",
@@ -136,9 +143,17 @@ def worker(args: argparse.Namespace) -> None:
             args.micro_batch_tokens,
             args.gradient_checkpointing,
             args.loss_chunk_tokens,
+            args.checkpoint_layers,
+            args.compile,
         )
     else:
-        result = run_trl(args.precision, args.steps, out, packing=args.worker == "trl-packed")
+        result = run_trl(
+            args.precision,
+            args.steps,
+            out,
+            packing=args.worker.startswith("trl-packed"),
+            checkpointing=not args.worker.endswith("-nogc"),
+        )
     (out / "result.json").write_text(json.dumps(result))
 
 
@@ -162,6 +177,10 @@ def spawn(name: str, precision: str, steps: int, options: argparse.Namespace) ->
             cmd += ["--micro-batch-tokens", str(options.micro_batch_tokens)]
         if options.loss_chunk_tokens:
             cmd += ["--loss-chunk-tokens", str(options.loss_chunk_tokens)]
+        if options.checkpoint_layers is not None:
+            cmd += ["--checkpoint-layers", str(options.checkpoint_layers)]
+        if options.compile:
+            cmd.append("--compile")
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         _, status, usage = os.wait4(proc.pid, 0)
         stderr = proc.stderr.read() if proc.stderr else ""
@@ -175,7 +194,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
-    parser.add_argument("--runs", nargs="+", default=["mathsft", "trl-padded", "trl-packed"])
+    parser.add_argument(
+        "--runs", nargs="+", default=["mathsft", "trl-padded", "trl-padded-nogc", "trl-packed"]
+    )
     parser.add_argument(
         "--micro-batch-tokens",
         type=int,
@@ -189,6 +210,10 @@ def main() -> None:
         type=int,
         help="mathsft: LM head + loss on this many supervised rows at a time, recomputed in backward",
     )
+    parser.add_argument(
+        "--checkpoint-layers", type=int, help="mathsft: with checkpointing, recompute only the first N layers"
+    )
+    parser.add_argument("--compile", action="store_true", help="mathsft: torch.compile the norms and MLPs")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--precision", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)

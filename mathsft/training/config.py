@@ -77,6 +77,12 @@ class TrainConfig(StrictModel):
     # numerics and memory
     dtype: Literal["fp32", "bf16"] = "fp32"  # bf16 = autocast (weights and optimizer state stay fp32)
     gradient_checkpointing: bool = False
+    # with gradient_checkpointing: recompute only the first N decoder layers; the last ones, whose activations
+    # backward frees first, keep theirs (faster, more memory). None: all layers
+    checkpoint_layers: int | None = Field(default=None, ge=0)
+    # torch.compile each layer's norms and MLP (fused elementwise kernels; attention and packing stay eager);
+    # the first step pays the compile
+    compile: bool = False
     # LM head + loss this many supervised rows at a time, recomputed in backward (less memory, one more head forward)
     loss_chunk_tokens: int | None = Field(default=None, ge=1)
     lora: LoraConfig | None = None
@@ -108,6 +114,8 @@ class TrainConfig(StrictModel):
                 f"micro_batch_tokens ({self.micro_batch_tokens}) must hold one example of max_length "
                 f"({self.max_length})"
             )
+        if self.checkpoint_layers is not None and not self.gradient_checkpointing:
+            raise ValueError("checkpoint_layers needs gradient_checkpointing=true")
         if self.val_backend == "vllm" and not self.val_background:
             raise ValueError("val_backend=vllm needs val_background=true (its own process and device)")
         if self.grad_accum is not None and self.grad_accum > self.batch_size:

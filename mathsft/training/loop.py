@@ -13,6 +13,8 @@ import contextlib
 import json
 import logging
 import math
+import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -33,7 +35,7 @@ from mathsft.training.config import TrainConfig
 from mathsft.training.data import load_training_examples, load_val_problems, problems_to_examples
 from mathsft.training.distributed import Dist
 from mathsft.training.loss import can_chunk, step_loss, target_weights
-from mathsft.training.memory import release_free_memory
+from mathsft.training.memory import decoder_layers, release_free_memory, release_memory_during_backward
 from mathsft.training.metrics import MetricsLog, cpu_bf16_warning, measured_peak_flops, model_flops
 from mathsft.training.packing import Batch, collate, micro_batches, register_packed_attention
 from mathsft.training.preflight import write_preflight
@@ -121,6 +123,17 @@ def build(cfg: TrainConfig, total: int, dist: Dist) -> Setup:
     if cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
+        if cfg.checkpoint_layers is not None:
+            for layer in decoder_layers(model)[cfg.checkpoint_layers :]:
+                layer.gradient_checkpointing = False
+    if cfg.compile:
+        if dist.world > 1:
+            raise MathsftError("compile=true is single-process for now (not tested under FSDP)")
+        if device.type == "cpu" and shutil.which(os.environ.get("CXX", "g++")) is None:
+            raise MathsftError(
+                "compile=true on CPU needs a C++ compiler (g++, or $CXX): install one or drop it"
+            )
+        compile_regions(model)
     if cfg.lora is not None:
         try:
             from peft import LoraConfig, get_peft_model
@@ -134,6 +147,7 @@ def build(cfg: TrainConfig, total: int, dist: Dist) -> Setup:
             ),
         )
     model.train()
+    release_memory_during_backward(model, device)
     embed = {id(p) for p in model.get_input_embeddings().parameters()}
     embed |= {id(p) for p in model.get_output_embeddings().parameters()}
     body = sum(p.numel() for p in model.parameters() if id(p) not in embed)
@@ -147,6 +161,16 @@ def build(cfg: TrainConfig, total: int, dist: Dist) -> Setup:
         optimizer, lr_lambda(cfg.schedule, warmup, total, cfg.min_lr_ratio)
     )
     return Setup(model, tokenizer, optimizer, scheduler, device, body)
+
+
+def compile_regions(model: torch.nn.Module) -> int:
+    """``torch.compile`` every norm and MLP module (dynamic lengths, so packing's new shapes do not
+    recompile). Regions, not the model: the packed attention loops over examples in Python. Returns the count.
+    Measured on fp32 SmolLM2-135M with gradient checkpointing: ~5% shorter steps (see BENCHMARKS.md)."""
+    regions = [m for m in model.modules() if type(m).__name__.endswith(("MLP", "RMSNorm"))]
+    for module in regions:
+        module.compile(dynamic=True)
+    return len(regions)
 
 
 def autocast_for(

@@ -12,8 +12,14 @@ from __future__ import annotations
 import ctypes
 import functools
 from collections.abc import Callable
+from typing import Any
 
 import torch
+
+# During backward, trim once per this many decoder layers. Measured on fp32 SmolLM2-135M (30 layers, gradient
+# checkpointing): peak RSS 3.45 GB without, 2.96 GB every 5 layers at no measurable cost, 2.83 GB every layer
+# but ~10% slower steps (each trim makes the next layer fault its temporaries' pages in again).
+TRIM_EVERY_LAYERS = 4
 
 
 @functools.cache
@@ -30,3 +36,34 @@ def release_free_memory(device: torch.device) -> None:
     trim = _malloc_trim()
     if device.type == "cpu" and trim is not None:
         trim(0)
+
+
+def release_memory_during_backward(model: torch.nn.Module, device: torch.device) -> int:
+    """Also trim inside backward, every ``TRIM_EVERY_LAYERS`` decoder layers (CPU with glibc only).
+
+    Backward frees each layer's activations while it allocates long-lived gradients between them, so the
+    free but resident heap grows layer by layer to the step's peak; one trim after the step comes too late.
+    A hook on a layer's output fires when backward reaches that layer. Returns the number of hooked layers."""
+    if device.type != "cpu" or _malloc_trim() is None:
+        return 0
+    layers = decoder_layers(model)
+    for layer in layers[::TRIM_EVERY_LAYERS]:
+        layer.register_forward_hook(_trim_when_backward_arrives)
+    return len(layers[::TRIM_EVERY_LAYERS])
+
+
+def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """The model's decoder layers in order (transformers' checkpointable layer class)."""
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    return [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+
+
+def _trim_when_backward_arrives(module: torch.nn.Module, args: Any, output: Any) -> None:
+    hidden = output[0] if isinstance(output, tuple) else output
+    if torch.is_grad_enabled() and isinstance(hidden, torch.Tensor) and hidden.requires_grad:
+        hidden.register_hook(_trim_hook)
+
+
+def _trim_hook(grad: torch.Tensor) -> None:
+    release_free_memory(grad.device)

@@ -149,14 +149,17 @@ def packed_attention(
     if packed_segments is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
     multiple = SEGMENT_MULTIPLE if query.device.type == "cpu" else 1
+    lengths = [b - a for a, b in pairwise(packed_segments)]
     outputs = []
-    for a, b in pairwise(packed_segments):
+    # split, not slices: the backward of a slice writes its gradient into a zero tensor of the whole
+    # pack, one per example and layer; split's backward is one concatenation
+    for q, k, v in zip(*(t.split(lengths, dim=2) for t in (query, key, value)), strict=True):
+        n = q.shape[2]
         # zeros after the example's end: causal attention keeps every real query from seeing them
-        extra = -(b - a) % multiple
-        q, k, v = (t[:, :, a:b] for t in (query, key, value))
+        extra = -n % multiple
         if extra:
             q, k, v = (F.pad(t, (0, 0, 0, extra)) for t in (q, k, v))
-        outputs.append(sdpa_attention_forward(module, q, k, v, None, **kwargs)[0][:, : b - a])
+        outputs.append(sdpa_attention_forward(module, q, k, v, None, **kwargs)[0][:, :n])
     return torch.cat(outputs, dim=1), None
 
 

@@ -37,3 +37,30 @@ def test_release_free_memory_returns_freed_heap_pages() -> None:
     ).stdout
     held, released = (float(x) for x in out.split())
     assert held - released > 150, (held, released)  # most of the 200 MB of holes left RSS
+
+
+def test_backward_trims_every_few_layers_and_inference_never(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The hooks fire inside backward (once per hooked layer), not in a no-grad forward such as validation."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from mathsft.training import memory
+
+    calls: list[int] = []
+    monkeypatch.setattr(memory, "_malloc_trim", lambda: calls.append)
+    layers = 2 * memory.TRIM_EVERY_LAYERS + 1  # hooked: layers 0, TRIM_EVERY_LAYERS, 2 * TRIM_EVERY_LAYERS
+    config = LlamaConfig(
+        vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=layers, num_attention_heads=2
+    )
+    model = LlamaForCausalLM(config)
+    cpu = torch.device("cpu")
+    assert memory.release_memory_during_backward(model, cpu) == 3
+    ids = torch.randint(0, 64, (1, 12))
+    with torch.no_grad():
+        model(input_ids=ids)
+    assert calls == []
+    loss = model(input_ids=ids, labels=ids).loss
+    assert calls == []  # the forward alone trims nothing
+    loss.backward()
+    assert calls == [0, 0, 0]
+    assert memory.release_memory_during_backward(model, torch.device("meta")) == 0  # not CPU: no hooks

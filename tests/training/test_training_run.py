@@ -381,3 +381,41 @@ def test_wandb_offline_run_is_continued_on_resume(tiny_model_dir: Path, tmp_path
     run_id = (out / "wandb-id").read_text()
     runs = sorted((out / "wandb").glob("offline-run-*"))
     assert len(runs) == 2 and all(r.name.endswith(run_id) for r in runs)
+
+
+def test_partial_checkpointing_and_compiled_regions_train_the_same_weights(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """The speed options change where activations live and which kernels run, not the update."""
+    from safetensors.torch import load_file
+
+    from mathsft.training.distributed import Dist
+    from mathsft.training.loop import build
+    from mathsft.training.memory import decoder_layers
+
+    examples = problems_to_examples(synthetic_problems("train", 8, 0))
+    base = TrainConfig(
+        model=str(tiny_model_dir),
+        out=str(tmp_path / "plain"),
+        max_steps=2,
+        batch_size=4,
+        max_length=256,
+        lr=1e-3,
+    )
+    fast = base.model_copy(
+        update={
+            "out": str(tmp_path / "fast"),
+            "gradient_checkpointing": True,
+            "checkpoint_layers": 1,
+            "compile": True,
+        }
+    )
+    setup = build(fast, 2, Dist())
+    assert [layer.gradient_checkpointing for layer in decoder_layers(setup.model)] == [True, False]
+    weights = [
+        load_file(train(c, examples=examples) / "checkpoints/final/model.safetensors") for c in (base, fast)
+    ]
+    for name, value in weights[0].items():
+        torch.testing.assert_close(weights[1][name], value, rtol=1e-4, atol=1e-5, msg=name)
+    with pytest.raises(ValueError, match="checkpoint_layers needs gradient_checkpointing"):
+        TrainConfig(model="x", checkpoint_layers=1)
