@@ -5,9 +5,10 @@ Each run is its own subprocess so its peak RSS is measured alone (``os.wait4``).
 excludes the first (warm-up) step; for TRL it is the supervised tokens of the examples each step consumed
 (counted with mathsft's tokenization: response + end-of-turn) over its measured step time. TRL runs with its
 default gradient checkpointing (on); ``trl-padded-nogc`` / ``trl-packed-nogc`` turn it off (faster, more
-memory). mathsft is compared with the fastest TRL run and with the lowest TRL peak.
+memory). mathsft is compared with the fastest TRL run (its speed and its own peak: the issue's criterion) and
+with the lowest TRL peak of the run (a stricter memory bar).
 
-    .venv/bin/python bench/train_vs_trl.py --steps 6
+    .venv/bin/python bench/train_vs_trl.py --steps 6 --json bench/results/train-vs-trl.json
 """
 
 from __future__ import annotations
@@ -214,6 +215,7 @@ def main() -> None:
         "--checkpoint-layers", type=int, help="mathsft: with checkpointing, recompute only the first N layers"
     )
     parser.add_argument("--compile", action="store_true", help="mathsft: torch.compile the norms and MLPs")
+    parser.add_argument("--json", type=Path, help="also write every run's numbers here")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--precision", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -226,6 +228,7 @@ def main() -> None:
     if not DATA.is_file():
         raise SystemExit(f"needs {DATA}")
     print(f"{'run':<12} {'prec':<5} {'sup tok/s':>10} {'s/step':>7} {'peak RSS GB':>12} {'MFU':>6}")
+    everything = []
     for precision in args.precisions:
         results = [spawn(name, precision, args.steps, args) for name in args.runs]
         for r in results:
@@ -235,17 +238,22 @@ def main() -> None:
                 f"{r['peak_rss_gb']:>12.2f} {mfu:>6}",
                 flush=True,
             )
+        everything += results
         ours = next((r for r in results if r["name"] == "mathsft"), None)
         trl = [r for r in results if r["name"].startswith("trl")]
         if ours and trl:
             best = max(trl, key=lambda r: r["supervised_tokens_per_s"])
             print(
-                f"  {precision}: mathsft / best TRL ({best['name']}): "
+                f"  {precision}: mathsft / fastest TRL ({best['name']}): "
                 f"{ours['supervised_tokens_per_s'] / best['supervised_tokens_per_s']:.2f}x supervised tokens/s, "
+                f"{ours['peak_rss_gb'] / best['peak_rss_gb']:.2f}x its peak RSS, "
                 f"{ours['peak_rss_gb'] / min(r['peak_rss_gb'] for r in trl):.2f}x the lowest TRL peak RSS"
             )
         if ours:
             print(f"  peak: {ours['peak_flops'] / 1e9:.0f} GFLOP/s measured {precision} matmul")
+    if args.json:
+        options = {k: v for k, v in vars(args).items() if k not in {"json", "worker", "precision", "out"}}
+        args.json.write_text(json.dumps({"options": options, "runs": everything}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

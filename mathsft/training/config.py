@@ -83,7 +83,7 @@ class TrainConfig(StrictModel):
     # torch.compile each layer's norms and MLP (fused elementwise kernels; attention and packing stay eager);
     # the first step pays the compile
     compile: bool = False
-    # LM head + loss this many supervised rows at a time, recomputed in backward (less memory, one more head forward)
+    # LM head + loss this many supervised rows at a time, gradient formed in forward (no whole logits; faster)
     loss_chunk_tokens: int | None = Field(default=None, ge=1)
     lora: LoraConfig | None = None
     device: str = "auto"  # auto: cuda when available, else cpu

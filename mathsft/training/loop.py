@@ -267,9 +267,8 @@ def backward_step(
         if i >= len(real):
             weights = weights * 0
         with autocast():
-            ce = step_loss(model, batch, device, chunk_tokens)
+            loss = step_loss(model, batch, device, weights, chunk_tokens)
         release_free_memory(device)  # the forward's temporaries, before backward allocates the gradients
-        loss = (ce * weights).sum()
         (loss * dist.world).backward()  # FSDP averages gradients over ranks: undo the 1/world
         loss_value += loss.detach().double().cpu()
     total_loss = float(dist.all_reduce_sum(loss_value)[0])

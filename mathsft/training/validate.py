@@ -14,7 +14,7 @@ from mathsft.data.schema import Problem
 from mathsft.errors import MathsftError
 from mathsft.training.config import TrainConfig
 from mathsft.training.distributed import Dist
-from mathsft.training.loss import step_loss
+from mathsft.training.loss import target_losses
 from mathsft.training.packing import collate
 from mathsft.training.tokenize import Tokenized
 from mathsft.workers import Worker, WorkerExited
@@ -40,7 +40,7 @@ def validation_loss(
         for i, group in enumerate(groups):
             batch = collate(group, cfg.packing, pad_id)
             with autocast():
-                ce = step_loss(model, batch, device)
+                ce = target_losses(model, batch, device)
             if i < len(groups) - fillers:
                 sums += torch.tensor([float(ce.sum()), batch.num_targets], dtype=torch.float64)
     model.train(was_training)

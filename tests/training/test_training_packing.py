@@ -46,13 +46,14 @@ def grads(
     grad_accum: int | None = None,
     tokens: int | None = None,
     chunk: int | None = None,
+    autocast=contextlib.nullcontext,
 ):
     if not packing:
         model.set_attn_implementation("sdpa")
     model.zero_grad()
     batches = [collate(g, packing, 0) for g in micro_batches(rows, packing, tokens, grad_accum)]
     cpu = torch.device("cpu")
-    counts = backward_step(model, batches, 0, average, cpu, contextlib.nullcontext, Dist(), chunk)
+    counts = backward_step(model, batches, 0, average, cpu, autocast, Dist(), chunk)
     out = {n: p.grad.clone() for n, p in model.named_parameters()}
     model.set_attn_implementation("mathsft_packed")
     return counts, out, len(batches)
@@ -70,9 +71,9 @@ def test_packed_row_equals_examples_one_by_one(setup) -> None:
     model.zero_grad()
     total, count = 0.0, 0
     for row in rows:
-        from mathsft.training.loss import step_loss
+        from mathsft.training.loss import target_losses
 
-        ce = step_loss(model, pack([row]), "cpu")
+        ce = target_losses(model, pack([row]), "cpu")
         ce.sum().backward()
         total += float(ce.detach().sum())
         count += ce.numel()
@@ -84,13 +85,13 @@ def test_packed_row_equals_examples_one_by_one(setup) -> None:
 
 def test_no_attention_across_packed_examples(setup) -> None:
     """Changing one example must not change the loss of the others in the same row."""
-    from mathsft.training.loss import step_loss
+    from mathsft.training.loss import target_losses
 
     model, rows = setup
-    a = step_loss(model, pack(rows[:3]), "cpu").detach()
+    a = target_losses(model, pack(rows[:3]), "cpu").detach()
     changed = rows[0].__class__(rows[0].input_ids.copy(), rows[0].supervised, "x")
     changed.input_ids[5:] = 7
-    b = step_loss(model, pack([changed, *rows[1:3]]), "cpu").detach()
+    b = target_losses(model, pack([changed, *rows[1:3]]), "cpu").detach()
     first = int(rows[0].supervised[1:].sum())
     torch.testing.assert_close(a[first:], b[first:])
 
@@ -133,6 +134,26 @@ def test_loss_in_chunks_gives_the_same_loss_and_update(setup) -> None:
     assert logits.shape[-1] == model.config.vocab_size
 
 
+def test_loss_in_chunks_with_per_sequence_weights_and_under_bf16_autocast(setup) -> None:
+    """The fused head weights each target as given (per-sequence averaging: unequal weights, chunks that
+    straddle examples) and runs its matmuls in the autocast dtype, as the plain head does."""
+    model, rows = setup
+    whole, gw, _ = grads(model, rows, packing=True, average="sequence")
+    chunked, gc, _ = grads(model, rows, packing=True, average="sequence", chunk=5)
+    assert chunked.loss == pytest.approx(whole.loss, rel=1e-5)
+    assert_same(gw, gc)
+
+    def bf16():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+
+    whole16, gw, _ = grads(model, rows, packing=True, average="sequence", autocast=bf16)
+    chunked16, gc, _ = grads(model, rows, packing=True, average="sequence", chunk=5, autocast=bf16)
+    assert chunked16.loss == pytest.approx(whole16.loss, rel=1e-3) and whole16.loss != whole.loss
+    for name in gw:  # bf16 rounds each chunk's products: compare against the gradient's own scale
+        diff = (gc[name] - gw[name]).abs()
+        assert diff.max() <= 1e-2 * gw[name].abs().max() and diff.mean() <= 1e-2 * gw[name].abs().mean(), name
+
+
 def test_loss_is_not_chunked_where_the_logits_are_transformed_after_the_head(setup) -> None:
     from mathsft.training.loss import can_chunk
 
@@ -146,12 +167,12 @@ def test_loss_is_not_chunked_where_the_logits_are_transformed_after_the_head(set
 
 
 def test_per_sequence_averaging_weights_each_example_equally(setup) -> None:
-    from mathsft.training.loss import step_loss
+    from mathsft.training.loss import target_losses
 
     model, rows = setup
     seq, _, _ = grads(model, rows, packing=True, average="sequence", grad_accum=3)
     with torch.no_grad():
-        means = [float(step_loss(model, pack([r]), "cpu").mean()) for r in rows]
+        means = [float(target_losses(model, pack([r]), "cpu").mean()) for r in rows]
     assert seq.loss == pytest.approx(sum(means) / len(means), rel=1e-5)
 
 
