@@ -3,7 +3,8 @@
 
 Same examples (the run's ``data/train.jsonl`` rendered by ``problems_to_examples`` with the run's prompt),
 batch 8, max length 512, the run's lr / schedule / warmup, 1 epoch, completion-only loss, TRL's padded
-batches (its fastest option here, see ``train_vs_trl.py``), fp32 (this CPU has no native bf16).
+batches (faster than its packing here, see ``train_vs_trl.py``), fp32 or bf16 autocast, and TRL's default
+gradient checkpointing (on) unless ``--no-gradient-checkpointing`` (faster, more memory).
 
     .venv/bin/python bench/parity_trl.py --run runs/parity-gsm8k --out runs/parity-trl
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 import yaml
 
 
-def train_trl(run: Path, out: Path, precision: str) -> dict:
+def train_trl(run: Path, out: Path, precision: str, checkpointing: bool) -> dict:
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM
@@ -48,6 +49,7 @@ def train_trl(run: Path, out: Path, precision: str) -> dict:
         num_train_epochs=train["epochs"],
         completion_only_loss=True,
         packing=False,
+        gradient_checkpointing=checkpointing,
         bf16=precision == "bf16",
         use_cpu=True,
         save_strategy="no",
@@ -72,6 +74,7 @@ def train_trl(run: Path, out: Path, precision: str) -> dict:
         "first_loss": losses[0],
         "last_loss": losses[-1],
         "precision": precision,
+        "gradient_checkpointing": checkpointing,
     }
 
 
@@ -92,6 +95,12 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("runs/parity-trl"))
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    parser.add_argument(
+        "--no-gradient-checkpointing",
+        dest="checkpointing",
+        action="store_false",
+        help="turn off TRL's default gradient checkpointing",
+    )
     args = parser.parse_args()
     for need in ("config.yaml", "data/train.jsonl", "data/test.jsonl", "final/results.jsonl"):
         if not (args.run / need).is_file():
@@ -99,7 +108,9 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     trained = args.out / "train.json"
     if not trained.is_file():
-        trained.write_text(json.dumps(train_trl(args.run, args.out, args.precision), indent=2))
+        trained.write_text(
+            json.dumps(train_trl(args.run, args.out, args.precision, args.checkpointing), indent=2)
+        )
     print("TRL training:", trained.read_text())
     summary = evaluate(args.run, args.out)
     print(f"TRL arm: {summary['accuracy']:.1%} CI {summary['ci95']} format {summary['format_rate']:.1%}")
