@@ -27,12 +27,9 @@ LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling", 
 
 def target_losses(model: Any, batch: Batch, device: torch.device | str) -> torch.Tensor:
     """Per-target cross-entropy ``[N]`` (float32) of one micro-batch."""
-    packed = batch.input_ids.shape[0] == 1
-    index = batch.target_index.to(device, non_blocking=True)
-    targets = batch.targets.to(device, non_blocking=True)
-    out = model(**batch.model_inputs(device), logits_to_keep=index if packed else 0, use_cache=False)
-    logits = out.logits.flatten(0, 1)
-    if not packed:
+    logits, index, targets = _forward(model, batch, device)
+    logits = logits.flatten(0, 1)
+    if index is not None:
         logits = logits[index]
     return F.cross_entropy(logits.float(), targets, reduction="none")
 
@@ -48,12 +45,28 @@ def step_loss(
     float32). With ``chunk_tokens`` the LM head computes it ``chunk_tokens`` rows at a time (``FusedHeadLoss``)."""
     if chunk_tokens is None or not can_chunk(model):
         return (target_losses(model, batch, device) * weights).sum()
+    loss, _, _ = _forward(
+        model,
+        batch,
+        device,
+        lambda index, targets: head_computes_loss(model, index, targets, weights, chunk_tokens),
+    )
+    return loss  # the head's output is the weighted loss here
+
+
+def _forward(
+    model: Any, batch: Batch, device: torch.device | str, head: Any = None
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """The model's head output on the target rows, the index of those rows among all positions (``None``
+    for a packed row, whose head already ran on them alone through ``logits_to_keep``), and the targets.
+    ``head(index, targets)``, when given, is a context that replaces the head during the call."""
     packed = batch.input_ids.shape[0] == 1
     index = batch.target_index.to(device, non_blocking=True)
     targets = batch.targets.to(device, non_blocking=True)
-    with head_computes_loss(model, None if packed else index, targets, weights, chunk_tokens):
+    rows = None if packed else index
+    with head(rows, targets) if head else contextlib.nullcontext():
         out = model(**batch.model_inputs(device), logits_to_keep=index if packed else 0, use_cache=False)
-    return out.logits  # the head's output is the weighted loss here
+    return out.logits, rows, targets
 
 
 def can_chunk(model: Any) -> bool:
