@@ -35,7 +35,12 @@ from mathsft.training.config import TrainConfig
 from mathsft.training.data import load_training_examples, load_val_problems, problems_to_examples
 from mathsft.training.distributed import Dist
 from mathsft.training.loss import can_chunk, step_loss, target_weights
-from mathsft.training.memory import decoder_layers, release_free_memory, release_memory_during_backward
+from mathsft.training.memory import (
+    TRIM_EVERY_STEPS,
+    decoder_layers,
+    release_free_memory,
+    release_memory_during_backward,
+)
 from mathsft.training.metrics import MetricsLog, cpu_bf16_warning, measured_peak_flops, model_flops
 from mathsft.training.packing import Batch, collate, micro_batches, register_packed_attention
 from mathsft.training.preflight import write_preflight
@@ -268,7 +273,6 @@ def backward_step(
             weights = weights * 0
         with autocast():
             loss = step_loss(model, batch, device, weights, chunk_tokens)
-        release_free_memory(device)  # the forward's temporaries, before backward allocates the gradients
         (loss * dist.world).backward()  # FSDP averages gradients over ranks: undo the 1/world
         loss_value += loss.detach().double().cpu()
     total_loss = float(dist.all_reduce_sum(loss_value)[0])
@@ -487,7 +491,8 @@ def _train(
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            release_free_memory(device)  # the freed gradients and backward's temporaries
+            if (step + 1) % TRIM_EVERY_STEPS == 0:
+                release_free_memory(device)  # the fragmentation the last steps left in the heap
             elapsed = time.perf_counter() - t0
             done = step + 1
             lens = [len(r) for r in rows]
