@@ -6,7 +6,9 @@ excludes the first (warm-up) step; for TRL it is the supervised tokens of the ex
 (counted with mathsft's tokenization: response + end-of-turn) over its measured step time. TRL runs with its
 default gradient checkpointing (on); ``trl-padded-nogc`` / ``trl-packed-nogc`` turn it off (faster, more
 memory). mathsft is compared with the fastest TRL run (its speed and its own peak: the issue's criterion) and
-with the lowest TRL peak of the run (a stricter memory bar).
+with the lowest TRL peak of the run (a stricter memory bar). mathsft turns on PyTorch's huge-page CPU
+allocation (``THP_MEM_ALLOC_ENABLE``, see ``mathsft/__init__.py``); TRL runs without it, its default, and
+with it under a ``-thp`` suffix (``trl-padded-nogc-thp``).
 
     .venv/bin/python bench/train_vs_trl.py --steps 6 --json bench/results/train-vs-trl.json
 """
@@ -153,7 +155,7 @@ def worker(args: argparse.Namespace) -> None:
             args.steps,
             out,
             packing=args.worker.startswith("trl-packed"),
-            checkpointing=not args.worker.endswith("-nogc"),
+            checkpointing="-nogc" not in args.worker,
         )
     (out / "result.json").write_text(json.dumps(result))
 
@@ -182,7 +184,10 @@ def spawn(name: str, precision: str, steps: int, options: argparse.Namespace) ->
             cmd += ["--checkpoint-layers", str(options.checkpoint_layers)]
         if options.compile:
             cmd.append("--compile")
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}  # TRL: PyTorch's default
+        if name.endswith("-thp"):
+            env["THP_MEM_ALLOC_ENABLE"] = "1"
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
         stderr = proc.stderr.read() if proc.stderr else ""
         if status != 0:
