@@ -491,10 +491,10 @@ def _train(
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            if (step + 1) % TRIM_EVERY_STEPS == 0:
+            done = step + 1
+            if done % TRIM_EVERY_STEPS == 0:
                 release_free_memory(device)  # the fragmentation the last steps left in the heap
             elapsed = time.perf_counter() - t0
-            done = step + 1
             lens = [len(r) for r in rows]
             local_flops = model_flops(
                 _config(model), setup.body_params, sum(lens), counts.local_targets, lens
