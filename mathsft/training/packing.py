@@ -2,12 +2,14 @@
 
 A packed micro-batch is one row holding several examples back to back, ``position_ids`` restarting at
 each example, and ``segments`` (cumulative lengths) that the ``mathsft_packed`` attention uses to run
-causal attention within each example only. That attention calls SDPA with ``is_causal=True`` per
-example, which on CPU and GPU dispatches to flash-style kernels with memory linear in length, where a
-materialized block-diagonal mask (what transformers builds from packed ``position_ids`` for ``sdpa``)
-costs O(T^2) per layer. On CPU each example's attention is padded to a multiple of ``SEGMENT_MULTIPLE``
-positions: the CPU kernels build and cache code per sequence length, so with packing's ever-new lengths
-those caches grew by ~45 MB of memory per step in bf16 (measured); padded, a handful of lengths recur.
+causal attention within each example only. That attention runs causal flash attention per example
+(memory linear in length), where a materialized block-diagonal mask (what transformers builds from packed
+``position_ids`` for ``sdpa``) costs O(T^2) per layer. On CPU one autograd function
+(``PackedCausalAttention``) calls the flash kernel per example with two changes: its backward runs in
+float32 whatever the forward's dtype (the kernel's bf16 backward took ~1.4x its fp32 one on an AMX Xeon),
+and each example is padded to a multiple of ``SEGMENT_MULTIPLE`` positions, because the CPU kernels build
+and cache code per sequence length: with packing's ever-new lengths those caches grew by ~45 MB of memory
+per step in bf16 (measured); padded, a handful of lengths recur.
 
 Either way a batch carries only the supervised positions as targets (``target_index`` into the
 flattened hidden states), so the LM head and the loss run on those rows alone.
@@ -143,24 +145,77 @@ def packed_attention(
     packed_segments: tuple[int, ...] | None = None,
     **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
-    """Causal SDPA within each packed example (``packed_segments``); plain SDPA otherwise."""
+    """Causal attention within each packed example (``packed_segments``); plain SDPA otherwise."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     if packed_segments is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
-    multiple = SEGMENT_MULTIPLE if query.device.type == "cpu" else 1
+    if query.device.type == "cpu":
+        if torch.is_autocast_enabled("cpu"):  # what autocast does to SDPA's inputs
+            dtype = torch.get_autocast_dtype("cpu")
+            query, key, value = (t.to(dtype) for t in (query, key, value))
+        return PackedCausalAttention.apply(query, key, value, packed_segments, kwargs.get("scaling")), None
     lengths = [b - a for a, b in pairwise(packed_segments)]
-    outputs = []
     # split, not slices: the backward of a slice writes its gradient into a zero tensor of the whole
     # pack, one per example and layer; split's backward is one concatenation
-    for q, k, v in zip(*(t.split(lengths, dim=2) for t in (query, key, value)), strict=True):
-        n = q.shape[2]
-        # zeros after the example's end: causal attention keeps every real query from seeing them
-        extra = -n % multiple
-        if extra:
-            q, k, v = (F.pad(t, (0, 0, 0, extra)) for t in (q, k, v))
-        outputs.append(sdpa_attention_forward(module, q, k, v, None, **kwargs)[0][:, :n])
+    outputs = [
+        sdpa_attention_forward(module, q, k, v, None, **kwargs)[0]
+        for q, k, v in zip(*(t.split(lengths, dim=2) for t in (query, key, value)), strict=True)
+    ]
     return torch.cat(outputs, dim=1), None
+
+
+def _padded(t: torch.Tensor, a: int, b: int, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Positions ``a:b`` of ``t`` [B, heads, T, D], zero-padded to a multiple of ``SEGMENT_MULTIPLE``:
+    causal attention keeps every real query from seeing the zeros after the example's end."""
+    part = t[:, :, a:b] if dtype is None else t[:, :, a:b].to(dtype)
+    return F.pad(part, (0, 0, 0, -(b - a) % SEGMENT_MULTIPLE))
+
+
+class PackedCausalAttention(torch.autograd.Function):
+    """CPU flash attention within each example of a pack: query [1, H, T, D], key and value [1, KV, T, D]
+    (grouped-query heads need no copies) -> [1, T, H, D], the layout transformers' attention functions return."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        query: torch.Tensor,
+        key: torch.Tensor,
+        value: torch.Tensor,
+        segments: tuple[int, ...],
+        scale: float | None,
+    ) -> torch.Tensor:
+        batch, heads, length, dim = query.shape
+        out = query.new_empty(batch, length, heads, dim)
+        logsumexps = []
+        for a, b in pairwise(segments):
+            o, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+                *(_padded(t, a, b) for t in (query, key, value)), 0.0, True, scale=scale
+            )
+            out[:, a:b] = o[:, :, : b - a].transpose(1, 2)
+            logsumexps.append(lse)
+        ctx.save_for_backward(query, key, value, out, *logsumexps)
+        ctx.segments, ctx.scale = segments, scale
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        query, key, value, out, *logsumexps = ctx.saved_tensors
+        grads = [torch.empty_like(t) for t in (query, key, value)]
+        f32 = torch.float32
+        for (a, b), lse in zip(pairwise(ctx.segments), logsumexps, strict=True):
+            parts = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward(
+                _padded(grad.transpose(1, 2), a, b, f32),
+                *(_padded(t, a, b, f32) for t in (query, key, value)),
+                _padded(out.transpose(1, 2), a, b, f32),
+                lse,
+                0.0,
+                True,
+                scale=ctx.scale,
+            )
+            for g, part in zip(grads, parts, strict=True):
+                g[:, :, a:b] = part[:, :, : b - a]
+        return *grads, None, None
 
 
 def _packed_mask(*args: Any, **kwargs: Any) -> None:

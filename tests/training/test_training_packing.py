@@ -64,6 +64,17 @@ def assert_same(a: dict, b: dict) -> None:
         torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
+def assert_close_to_scale(a: dict, b: dict, tol: float) -> None:
+    """bf16 rounds differently in each code path: compare against each gradient's own scale."""
+    for name in a:
+        diff = (a[name] - b[name]).abs()
+        assert diff.max() <= tol * b[name].abs().max() and diff.mean() <= tol * b[name].abs().mean(), name
+
+
+def bf16():
+    return torch.autocast("cpu", dtype=torch.bfloat16)
+
+
 def test_packed_row_equals_examples_one_by_one(setup) -> None:
     model, rows = setup
     packed, packed_grads, n = grads(model, rows, packing=True)
@@ -143,15 +154,21 @@ def test_loss_in_chunks_with_per_sequence_weights_and_under_bf16_autocast(setup)
     assert chunked.loss == pytest.approx(whole.loss, rel=1e-5)
     assert_same(gw, gc)
 
-    def bf16():
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-
     whole16, gw, _ = grads(model, rows, packing=True, average="sequence", autocast=bf16)
     chunked16, gc, _ = grads(model, rows, packing=True, average="sequence", chunk=5, autocast=bf16)
     assert chunked16.loss == pytest.approx(whole16.loss, rel=1e-3) and whole16.loss != whole.loss
-    for name in gw:  # bf16 rounds each chunk's products: compare against the gradient's own scale
-        diff = (gc[name] - gw[name]).abs()
-        assert diff.max() <= 1e-2 * gw[name].abs().max() and diff.mean() <= 1e-2 * gw[name].abs().mean(), name
+    assert_close_to_scale(gc, gw, 1e-2)
+
+
+def test_packed_attention_under_bf16_autocast_matches_padded_sdpa(setup) -> None:
+    """Under autocast the packed attention runs in bf16 as transformers' SDPA does (its backward in float32):
+    the same loss and update as padded batches through SDPA, to bf16's precision."""
+    model, rows = setup
+    packed, gp, _ = grads(model, rows, packing=True, autocast=bf16)
+    padded, gpad, _ = grads(model, rows, packing=False, grad_accum=2, autocast=bf16)
+    full, _, _ = grads(model, rows, packing=True)
+    assert packed.loss == pytest.approx(padded.loss, rel=1e-3) and packed.loss != full.loss
+    assert_close_to_scale(gp, gpad, 2e-2)
 
 
 def test_loss_is_not_chunked_where_the_logits_are_transformed_after_the_head(setup) -> None:
