@@ -150,7 +150,7 @@ def packed_attention(
 
     if packed_segments is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
-    if query.device.type == "cpu":
+    if query.device.type == "cpu" and not kwargs.get("dropout"):  # with attention dropout: SDPA below
         if torch.is_autocast_enabled("cpu"):  # what autocast does to SDPA's inputs
             dtype = torch.get_autocast_dtype("cpu")
             query, key, value = (t.to(dtype) for t in (query, key, value))
