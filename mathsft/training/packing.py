@@ -155,13 +155,17 @@ def packed_attention(
             dtype = torch.get_autocast_dtype("cpu")
             query, key, value = (t.to(dtype) for t in (query, key, value))
         return PackedCausalAttention.apply(query, key, value, packed_segments, kwargs.get("scaling")), None
+    multiple = SEGMENT_MULTIPLE if query.device.type == "cpu" else 1
     lengths = [b - a for a, b in pairwise(packed_segments)]
+    outputs = []
     # split, not slices: the backward of a slice writes its gradient into a zero tensor of the whole
     # pack, one per example and layer; split's backward is one concatenation
-    outputs = [
-        sdpa_attention_forward(module, q, k, v, None, **kwargs)[0]
-        for q, k, v in zip(*(t.split(lengths, dim=2) for t in (query, key, value)), strict=True)
-    ]
+    for q, k, v in zip(*(t.split(lengths, dim=2) for t in (query, key, value)), strict=True):
+        n = q.shape[2]
+        extra = -n % multiple  # zeros after the example's end, as in ``_padded``
+        if extra:
+            q, k, v = (F.pad(t, (0, 0, 0, extra)) for t in (q, k, v))
+        outputs.append(sdpa_attention_forward(module, q, k, v, None, **kwargs)[0][:, :n])
     return torch.cat(outputs, dim=1), None
 
 
