@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
+from mathsft import models
 from mathsft.errors import ModelError
 from mathsft.models import load_tokenizer, resolve_model
 
@@ -17,6 +19,27 @@ def test_alias_resolves_to_plain_hf_directory(smollm2_dir: Path) -> None:
     )
     # second resolution uses the cache: same directory, no reconversion
     assert resolve_model("smollm2-135m") == smollm2_dir
+
+
+def test_the_same_gguf_in_another_install_reuses_its_conversion(
+    smollm2_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def convert(gguf_path: Path, out_dir: Path) -> None:
+        raise AssertionError(f"converted {gguf_path.name} again")
+
+    monkeypatch.setattr(models, "_convert_gguf", convert)
+    bundled = models._alias_gguf_path("smollm2-135m")
+    reinstalled = tmp_path / "fresh-venv" / bundled.name  # another path and mtime, the same bytes
+    reinstalled.parent.mkdir()
+    shutil.copyfile(bundled, reinstalled)
+    assert resolve_model(reinstalled) == smollm2_dir
+
+    edited = tmp_path / bundled.name
+    data = bytearray(reinstalled.read_bytes())
+    data[-1] ^= 0xFF
+    edited.write_bytes(data)
+    with pytest.raises(AssertionError, match="converted"):
+        resolve_model(edited)
 
 
 def test_cached_model_loads_with_plain_transformers(smollm2_dir: Path) -> None:
