@@ -134,15 +134,18 @@ def summarize(cfg: EvalConfig, rows: list[dict[str, Any]]) -> dict[str, Any]:
         "samples_per_problem": cfg.samples,
     }
     if k_samples > 1:
-        summary["pass_at_k"] = {
-            str(k): _mean(
-                [pass_at_k(len(r["samples"]), sum(s["correct"] for s in r["samples"]), k) for r in rows]
-            )
+        # Every accuracy gets its CI: problems are resampled over their per-problem unbiased pass@k
+        # estimates, and over their majority-vote correctness.
+        per_k = {
+            str(k): [pass_at_k(len(r["samples"]), sum(s["correct"] for s in r["samples"]), k) for r in rows]
             for k in ks_for(k_samples)
         }
-        summary["maj_at_k"] = {str(k_samples): _mean([bool(r["majority_correct"]) for r in rows])}
-        any_correct = [float(any(s["correct"] for s in r["samples"][:k_samples])) for r in rows]
-        summary["pass_at_k_ci95"] = {str(k_samples): list(bootstrap_ci(any_correct, cfg.bootstrap, cfg.seed))}
+        majority = {str(k_samples): [float(bool(r["majority_correct"])) for r in rows]}
+        for name, per_problem in (("pass_at_k", per_k), ("maj_at_k", majority)):
+            summary[name] = {k: _mean(v) for k, v in per_problem.items()}
+            summary[f"{name}_ci95"] = {
+                k: list(bootstrap_ci(v, cfg.bootstrap, cfg.seed)) for k, v in per_problem.items()
+            }
     summary["breakdown"] = {
         key: _breakdown(cfg, rows, key) for key in ("subject", "level") if _has(rows, key)
     }
@@ -328,11 +331,17 @@ def _progress(console: Console) -> Progress:
 
 
 def summary_line(s: dict[str, Any]) -> str:
+    """The printed block: pass@1 with its CI, then a line per pass@k and maj@k when sampled."""
     lo, hi = s["ci95"]
     sampling = s["sampling"]
-    return (
+    text = (
         f"model={s['model']} dataset={s['dataset']} n={s['n']} max_new_tokens={sampling['max_new_tokens']} "
         f"temperature={sampling['temperature']} metric={s['metric']} score={s['accuracy']:.4f} "
         f"({s['correct_count']}/{s['n']}) 95% CI [{lo:.3f}, {hi:.3f}] format_rate={s['format_rate']:.3f} "
         f"truncated={s['truncation_rate']:.3f} tokens/s={s['tokens_per_s']:.1f}"
     )
+    for name, label in (("pass_at_k", "pass"), ("maj_at_k", "maj")):
+        for k, value in s.get(name, {}).items():
+            k_lo, k_hi = s[f"{name}_ci95"][k]
+            text += f"\n{label}@{k}={value:.4f} 95% CI [{k_lo:.3f}, {k_hi:.3f}]"
+    return text

@@ -11,6 +11,7 @@ import pytest
 from mathsft.data.schema import Problem
 from mathsft.errors import MathsftError
 from mathsft.evaluation import EvalConfig, run_eval
+from mathsft.evaluation.run import summary_line
 from mathsft.generation.base import Completion, Request, ResultCallback, SamplingParams
 
 PROBLEMS = [
@@ -103,6 +104,13 @@ def test_pass_at_k_and_majority(tmp_path: Path) -> None:
     assert summary["pass_at_k"]["3"] == pytest.approx(0.75)
     # majority: p0 "2" (2 votes), p1 "4", p2 {0.5, 1/2} beat 1/3, p3: "5" is the only extracted answer
     assert summary["maj_at_k"]["3"] == pytest.approx(0.75)
+    # every accuracy has its CI around it (4 problems: the bootstrap spans the possible 0/4 .. 4/4)
+    for name, value in [("pass_at_k", "1"), ("pass_at_k", "3"), ("maj_at_k", "3")]:
+        low, high = summary[f"{name}_ci95"][value]
+        assert 0.0 <= low < summary[name][value] < high <= 1.0
+    assert summary["pass_at_k_ci95"]["1"] != summary["pass_at_k_ci95"]["3"]
+    printed = summary_line(summary).splitlines()
+    assert printed[1].startswith("pass@1=0.5000 95% CI [") and printed[-1].startswith("maj@3=0.7500 95% CI [")
     assert summary["format_rate"] == pytest.approx(9 / 12)
     assert summary["truncation_rate"] == pytest.approx(3 / 12)
 
