@@ -116,7 +116,7 @@ class ExperimentConfig(StrictModel):
 
 
 # The main job: what `mathsft run` runs with no --config (spelled out in configs/run.yaml). The bundled
-# model, SFT on 512 synthetic problems (64 steps of 8), before/after on 100 held-out ones: ~15 minutes on a
+# model, SFT on 512 synthetic problems (64 steps of 8), before/after on 100 held-out ones: ~10-13 minutes on a
 # 2-core CPU in fp32. micro_batch_tokens=1024 is faster and leaner on CPU (bench/results/train.md); 192 new
 # tokens bound the untrained model's loops (synthetic solutions are ~60 tokens; truncations are counted).
 MAIN_JOB: dict[str, Any] = {
