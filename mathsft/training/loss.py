@@ -85,10 +85,11 @@ class FusedHeadLoss(torch.autograd.Function):
     three matmuls per chunk (a recomputed head costs four, plus a log-softmax and its backward). Under
     autocast the matmuls run in the autocast dtype (weight cast once), the softmax in float32, as autocast
     would. The head weight's gradient (vocab x hidden, float32) is held from forward to backward. In float32
-    each chunk adds into it in place. In a lower precision, which CPU matmuls cannot accumulate into float32,
-    the chunks' logit gradients are held in that precision and reach it in one matmul per ``2 x hidden``
-    rows (no more memory than that float32 gradient): converting and adding each chunk's product took ~0.1 s
-    per chunk (profiled, bf16 SmolLM2-135M, 2-core Xeon)."""
+    each chunk adds into it in place. On CPU in a lower precision, which CPU matmuls cannot accumulate into
+    float32, the chunks' logit gradients are held in that precision and reach it in one matmul per ``2 x
+    hidden`` rows: converting and adding each chunk's product took ~0.1 s per chunk (profiled, bf16
+    SmolLM2-135M, 2-core Xeon). That block is as large as the float32 weight gradient, and its product
+    half as large again; on a GPU, where the conversion is cheap, each chunk is added as it comes."""
 
     @staticmethod
     def forward(
@@ -102,7 +103,7 @@ class FusedHeadLoss(torch.autograd.Function):
         device = rows.device.type
         dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else weight.dtype
         n, vocab = rows.shape[0], weight.shape[0]
-        block = chunk if dtype == torch.float32 else max(chunk, 2 * weight.shape[1])
+        block = chunk if dtype == torch.float32 or device != "cpu" else max(chunk, 2 * weight.shape[1])
         with torch.autocast(device, enabled=False):
             x, w = rows.to(dtype), weight.to(dtype)
             grad_rows = torch.empty_like(rows)
@@ -131,6 +132,8 @@ class FusedHeadLoss(torch.autograd.Function):
                     grad_weight.addmm_(gb.T, xb)
                 else:
                     grad_weight += gb.T @ xb
+        if grad_weight is None:  # a micro-batch without targets
+            grad_weight = torch.zeros_like(weight, dtype=torch.float32)
         ctx.save_for_backward(grad_rows, grad_weight)
         ctx.weight_dtype = weight.dtype
         return total
@@ -138,7 +141,7 @@ class FusedHeadLoss(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         grad_rows, grad_weight = ctx.saved_tensors
-        # in place: a second pass over the vocabulary-sized gradient costs ~0.1 s; backward runs once (a
+        # in place: a new vocabulary-sized gradient costs ~0.1 s to allocate and fill; backward runs once (a
         # retained graph's second backward fails on the saved tensors' version check, not silently)
         return grad_rows.mul_(grad), grad_weight.mul_(grad).to(ctx.weight_dtype), None, None, None
 

@@ -9,9 +9,12 @@ causal attention within each example only. That attention runs causal flash atte
 float32 whatever the forward's dtype (the kernel's bf16 backward took ~1.4x its fp32 one on an AMX Xeon),
 and each example is padded to a multiple of ``SEGMENT_MULTIPLE`` positions, because the CPU kernels build
 and cache code per sequence length: with packing's ever-new lengths those caches grew by ~45 MB of memory
-per step in bf16 (measured); padded, a handful of lengths recur.
+per step in bf16 (measured); padded, a handful of lengths recur. Models with attention dropout, and
+GPUs, run SDPA per example instead. Either way the attention is plain causal attention: a layer that asks
+for a sliding window shorter than an example, soft-capped scores or attention sinks is refused (train
+those with ``packing=false``).
 
-Either way a batch carries only the supervised positions as targets (``target_index`` into the
+Packed or padded, a batch carries only the supervised positions as targets (``target_index`` into the
 flattened hidden states), so the LM head and the loss run on those rows alone.
 """
 
@@ -24,6 +27,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from mathsft.errors import MathsftError
 from mathsft.training.tokenize import Tokenized
 
 PACKED_ATTENTION = "mathsft_packed"
@@ -150,13 +154,14 @@ def packed_attention(
 
     if packed_segments is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    lengths = [b - a for a, b in pairwise(packed_segments)]
+    _refuse_what_it_ignores(module, lengths, kwargs)
     if query.device.type == "cpu" and not kwargs.get("dropout"):  # with attention dropout: SDPA below
         if torch.is_autocast_enabled("cpu"):  # what autocast does to SDPA's inputs
             dtype = torch.get_autocast_dtype("cpu")
             query, key, value = (t.to(dtype) for t in (query, key, value))
         return PackedCausalAttention.apply(query, key, value, packed_segments, kwargs.get("scaling")), None
     multiple = SEGMENT_MULTIPLE if query.device.type == "cpu" else 1
-    lengths = [b - a for a, b in pairwise(packed_segments)]
     outputs = []
     # split, not slices: the backward of a slice writes its gradient into a zero tensor of the whole
     # pack, one per example and layer; split's backward is one concatenation
@@ -169,6 +174,23 @@ def packed_attention(
     return torch.cat(outputs, dim=1), None
 
 
+def _refuse_what_it_ignores(module: torch.nn.Module, lengths: list[int], kwargs: dict[str, Any]) -> None:
+    """Packed attention is plain causal attention: a layer asking for more gets a clear error."""
+    asked = []
+    window = kwargs.get("sliding_window")
+    if window is not None and max(lengths) > window:
+        asked.append(f"a sliding window of {window} (an example has {max(lengths)} tokens)")
+    if kwargs.get("softcap") is not None:
+        asked.append("soft-capped scores")
+    if kwargs.get("s_aux") is not None:
+        asked.append("attention sinks")
+    if asked:
+        raise MathsftError(
+            f"packed attention is plain causal attention, but {type(module).__name__} asks for "
+            f"{' and '.join(asked)}: train this model with packing=false"
+        )
+
+
 def _padded(t: torch.Tensor, a: int, b: int, dtype: torch.dtype | None = None) -> torch.Tensor:
     """Positions ``a:b`` of ``t`` [B, heads, T, D], zero-padded to a multiple of ``SEGMENT_MULTIPLE``:
     causal attention keeps every real query from seeing the zeros after the example's end."""
@@ -177,8 +199,9 @@ def _padded(t: torch.Tensor, a: int, b: int, dtype: torch.dtype | None = None) -
 
 
 class PackedCausalAttention(torch.autograd.Function):
-    """CPU flash attention within each example of a pack: query [1, H, T, D], key and value [1, KV, T, D]
-    (grouped-query heads need no copies) -> [1, T, H, D], the layout transformers' attention functions return."""
+    """CPU causal flash attention within each example of a pack: query [B, H, T, D], key and value
+    [B, KV, T, D] (grouped-query heads need no copies), ``segments`` the cumulative lengths from 0 to T
+    -> [B, T, H, D], the layout transformers' attention functions return. Packs have B = 1."""
 
     @staticmethod
     def forward(
@@ -190,6 +213,8 @@ class PackedCausalAttention(torch.autograd.Function):
         scale: float | None,
     ) -> torch.Tensor:
         batch, heads, length, dim = query.shape
+        if segments[0] != 0 or segments[-1] != length:  # uncovered positions would stay uninitialized
+            raise ValueError(f"segments {segments[:3]}...{segments[-1:]} do not cover 0..{length}")
         out = query.new_empty(batch, length, heads, dim)
         logsumexps = []
         for a, b in pairwise(segments):

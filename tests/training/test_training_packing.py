@@ -4,15 +4,24 @@ all give the same loss and gradients (float tolerance)."""
 from __future__ import annotations
 
 import contextlib
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 import torch
 
 from mathsft.data.schema import SFTExample
+from mathsft.errors import MathsftError
 from mathsft.training.distributed import Dist, balance
 from mathsft.training.loop import backward_step
-from mathsft.training.packing import collate, micro_batches, pack, register_packed_attention
+from mathsft.training.loss import FusedHeadLoss
+from mathsft.training.packing import (
+    collate,
+    micro_batches,
+    pack,
+    packed_attention,
+    register_packed_attention,
+)
 from mathsft.training.tokenize import tokenize_examples
 
 
@@ -169,6 +178,106 @@ def test_packed_attention_under_bf16_autocast_matches_padded_sdpa(setup) -> None
     full, _, _ = grads(model, rows, packing=True)
     assert packed.loss == pytest.approx(padded.loss, rel=1e-3) and packed.loss != full.loss
     assert_close_to_scale(gp, gpad, 2e-2)
+
+
+def attention_one_by_one(query, key, value, segments, dropout=0.0):
+    """The reference: SDPA on each example alone, grouped-query heads repeated."""
+    groups = query.shape[1] // key.shape[1]
+    key, value = (t.repeat_interleave(groups, dim=1) for t in (key, value))
+    parts = [
+        torch.nn.functional.scaled_dot_product_attention(
+            *(t[:, :, a:b] for t in (query, key, value)), is_causal=True, dropout_p=dropout
+        )
+        for a, b in pairwise(segments)
+    ]
+    return torch.cat(parts, dim=2).transpose(1, 2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize(
+    ("heads", "kv_heads", "lengths"),
+    [(6, 2, [1, 32, 33, 64]), (4, 1, [65]), (3, 3, [31, 1, 96])],  # lengths at the padding's edges
+)
+def test_packed_attention_matches_each_example_alone(dtype, heads, kv_heads, lengths) -> None:
+    torch.manual_seed(0)
+    segments = (0, *torch.tensor(lengths).cumsum(0).tolist())
+    shape = (1, heads, segments[-1], 16)
+    # transformers hands attention [B, H, T, D] views of [B, T, H, D] tensors: not contiguous
+    query, key, value = (
+        torch.randn(shape[0], shape[2], h, shape[3], dtype=dtype).transpose(1, 2).requires_grad_()
+        for h in (heads, kv_heads, kv_heads)
+    )
+    out, _ = packed_attention(torch.nn.Module(), query, key, value, None, packed_segments=segments)
+    expected = attention_one_by_one(query, key, value, segments)
+    upstream = torch.randn_like(out)
+    got = torch.autograd.grad(out, (query, key, value), upstream)
+    want = torch.autograd.grad(expected, (query, key, value), upstream)
+    tol = {"rtol": 2e-2, "atol": 2e-2} if dtype == torch.bfloat16 else {"rtol": 1e-5, "atol": 1e-5}
+    torch.testing.assert_close(out, expected, **tol)
+    for name, g, w in zip("qkv", got, want, strict=True):
+        assert g.shape == w.shape and g.dtype == dtype, name
+        torch.testing.assert_close(g, w, **tol, msg=name)
+
+
+def test_packed_attention_with_dropout_runs_sdpa_per_example() -> None:
+    """Attention dropout takes the per-example SDPA path (the float32-backward function has none)."""
+    torch.manual_seed(0)
+    segments = (0, 5, 40, 41)
+    query, key, value = (torch.randn(1, h, 41, 8, requires_grad=True) for h in (4, 2, 2))
+    layer = torch.nn.Module()
+    layer.num_key_value_groups = 2  # what transformers' SDPA reads from the attention module
+    out, _ = packed_attention(layer, query, key, value, None, packed_segments=segments, dropout=0.5)
+    no_dropout = attention_one_by_one(query, key, value, segments)
+    assert not torch.allclose(out, no_dropout)  # dropout was applied
+    tiny, _ = packed_attention(layer, query, key, value, None, packed_segments=segments, dropout=1e-9)
+    torch.testing.assert_close(tiny, no_dropout, rtol=1e-5, atol=1e-5)
+    (tiny * torch.randn_like(tiny)).sum().backward()
+    assert all(torch.isfinite(t.grad).all() for t in (query, key, value))
+
+
+def test_packed_attention_refuses_what_it_does_not_implement() -> None:
+    segments = (0, 30, 64)
+    query, key, value = (torch.randn(1, 2, 64, 8) for _ in range(3))
+    layer = torch.nn.Module()
+    args = (layer, query, key, value, None)
+    packed_attention(*args, packed_segments=segments, sliding_window=34)  # no example is longer
+    with pytest.raises(
+        MathsftError, match=r"sliding window of 16 \(an example has 34 tokens\).*packing=false"
+    ):
+        packed_attention(*args, packed_segments=segments, sliding_window=16)
+    with pytest.raises(MathsftError, match="soft-capped scores"):
+        packed_attention(*args, packed_segments=segments, softcap=50.0)
+
+
+def test_fused_head_with_no_targets_has_zero_gradients() -> None:
+    rows = torch.randn(0, 8, requires_grad=True)
+    weight = torch.randn(11, 8, requires_grad=True)
+    empty = torch.zeros(0, dtype=torch.long)
+    loss = FusedHeadLoss.apply(rows, weight, empty, torch.zeros(0), 4)
+    loss.backward()
+    assert float(loss.detach()) == 0.0 and rows.grad.shape == (0, 8)
+    assert torch.equal(weight.grad, torch.zeros_like(weight))
+
+
+def test_fused_head_in_bf16_over_several_blocks_matches_the_plain_head() -> None:
+    """Under bf16 autocast the logit gradients reach the head weight in blocks of 2 x hidden rows: more
+    targets than one block must give the plain head's loss and gradients."""
+    torch.manual_seed(0)
+    hidden, vocab, n = 8, 50, 53  # blocks of 16 rows: four, the last one partial
+    rows = torch.randn(n, hidden, requires_grad=True)
+    weight = torch.randn(vocab, hidden, requires_grad=True)
+    targets = torch.randint(vocab, (n,))
+    weights = torch.rand(n)
+    with bf16():
+        fused = FusedHeadLoss.apply(rows, weight, targets, weights, 5)
+    got = torch.autograd.grad(fused, (rows, weight))
+    with bf16():
+        logits = rows @ weight.T
+    plain = (weights * torch.nn.functional.cross_entropy(logits.float(), targets, reduction="none")).sum()
+    want = torch.autograd.grad(plain, (rows, weight))
+    assert float(fused.detach()) == pytest.approx(float(plain.detach()), rel=1e-3)
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, rtol=3e-2, atol=3e-2 * float(w.abs().max()))
 
 
 def test_loss_is_not_chunked_where_the_logits_are_transformed_after_the_head(setup) -> None:
