@@ -28,11 +28,15 @@ def test_the_same_gguf_in_another_install_reuses_its_conversion(
         raise AssertionError(f"converted {gguf_path.name} again")
 
     monkeypatch.setattr(models, "_convert_gguf", convert)
+    cache = tmp_path / "cache"  # a private cache holding the existing conversion
+    (cache / "models").mkdir(parents=True)
+    (cache / "models" / smollm2_dir.name).symlink_to(smollm2_dir)
+    monkeypatch.setenv("MATHSFT_CACHE", str(cache))
     bundled = models._alias_gguf_path("smollm2-135m")
     reinstalled = tmp_path / "fresh-venv" / bundled.name  # another path and mtime, the same bytes
     reinstalled.parent.mkdir()
     shutil.copyfile(bundled, reinstalled)
-    assert resolve_model(reinstalled) == smollm2_dir
+    assert resolve_model(reinstalled).resolve() == smollm2_dir.resolve()
 
     edited = tmp_path / bundled.name
     data = bytearray(reinstalled.read_bytes())
