@@ -8,8 +8,8 @@
 
 Profiles: ``strict`` accepts only mathematically equal answers in the requested form's type;
 ``lenient`` (default) also accepts what MATH graders conventionally accept: a dropped ``\\%`` or base
-subscript, ``\\pm 2`` for ``2, -2``, ``y = 2x + 3`` answered as ``2x + 3``, a decimal rounding to a
-decimal gold's precision, a float printout (``MIN_SIGNIFICANT`` correct significant digits) for a
+subscript, ``\\pm 2`` for ``2, -2``, ``y = 2x + 3`` answered as ``2x + 3``, a decimal with two more
+places, or an exact fraction, rounding to a decimal gold's precision (of two or more significant digits), a float printout (``MIN_SIGNIFICANT`` correct significant digits) for a
 fraction gold; a rounded decimal such as 13.29 for 3840/289 is a different number in both profiles. Neither profile makes 50 equal 0.5 or 1/2004! equal 1/2006!.
 """
 
@@ -65,7 +65,10 @@ def numbers_equal(pred: Number, gold: Number, lenient: bool) -> tuple[bool, str]
         return False, "numeric"
     if not lenient:
         return False, "numeric"
-    finer = pred.kind != "decimal" or pred.decimals > gold.decimals
+    # Rounding to the gold's precision: only for a pred clearly finer than the gold (two more decimals,
+    # or an exact fraction against a gold of two or more significant digits), so 0.54 is not 0.5 and
+    # 1/4 is not 0.3.
+    finer = pred.decimals >= gold.decimals + 2 if pred.kind == "decimal" else gold.significant >= 2
     if gold.kind == "decimal" and finer and _round(p, gold.decimals) == g:
         return True, "numeric:gold-precision"
     approximates = pred.kind == "decimal" and gold.kind != "decimal" and pred.significant >= MIN_SIGNIFICANT

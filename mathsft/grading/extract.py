@@ -9,7 +9,9 @@ Styles: ``math`` never falls back to the last number; ``gsm8k`` takes the last n
 answer part; ``auto`` does only when the gold answer is a plain number, and then only from the final
 sentence ("... so she has 18 apples."), so a truncated MATH derivation ending in "\\sin B = 2\\sin A. We
 can use the Law of Cosines" has no answer. ``grade`` knows the gold; ``extract_answer(text, "auto")``
-alone has none and so behaves like ``math``.
+alone has none and so behaves like ``math``. A closing remark ("I hope this helps!") is not the final
+sentence. Against a plain-number gold, ``grade`` also reads an answer stated in words around one number
+("The answer is: she has 18 apples.", ``\\boxed{18 \\text{ bags}}``) as that number (``stated_number``).
 """
 
 from __future__ import annotations
@@ -28,7 +30,12 @@ _PHRASE = re.compile(
 _NUMBER = re.compile(r"(?<![\w.])-?\d(?:[\d,]*\d)?(?:\.\d+)?(?:/\d+)?")
 _SENTENCE_SPLIT = re.compile(r"(?<!\d)\.(?!\d)|\n")
 _SENTENCE_END = re.compile(r"\.(?=\s|$)|\bI hope\b|\n")
-_MATH_SPAN = re.compile(r"^\s*(\$\$?|\\\(|\\\[)(.*?)(\$\$?|\\\)|\\\])", re.DOTALL)
+_CLOSING = re.compile(
+    r"(?:^|(?<=[.!?\n]))\s*(?:I hope|Hope (?:this|that|it)|Let me know|Feel free)\b[^\n]*$", re.I
+)
+# An answer stated in words around one number: words, currency, \text{} and punctuation, no math.
+_PROSE = re.compile(r"(?:\s|\b(?:[A-Za-z]{2,}|[aAI])\b|[$,.;:?'\"()*{}]|\\[$,;! ]|\\text\b|\\mbox\b)*")
+_MATH_SPAN = re.compile(r"^\s*(\$\$?|\\\(|\\\[)(.*?)((?<!\\)\$\$?|\\\)|\\\])", re.DOTALL)  # \$ is a dollar
 
 
 def answer_part(text: str) -> tuple[str | None, bool]:
@@ -108,6 +115,8 @@ def _clip_value(value: str) -> str:
 
 def _last_number(text: str, final_sentence: bool = False) -> str | None:
     if final_sentence:
+        for _ in range(3):  # "... 18 lollipops.\n\nI hope this helps!": the closing remark is not the answer
+            text = _CLOSING.sub("", text)
         text = _SENTENCE_SPLIT.split(text.rstrip().rstrip(".").rstrip())[-1]
     last = None
     for last in _NUMBER.finditer(text):  # noqa: B007 - we want the final match
@@ -135,6 +144,15 @@ def extract(text: str, number_fallback: str | None) -> tuple[str | None, str | N
         return None, None
     number = _last_number(part, final_sentence=number_fallback == "final-sentence")
     return number, "last-number" if number is not None else None
+
+
+def stated_number(answer: str) -> str | None:
+    """The number of an answer stated in words around it ("Janet makes $18 every day", "18 \\text{ bags}",
+    "18, so she makes $18"): every number in it the same and the rest prose, else None."""
+    numbers = {m.group(0).replace(",", "") for m in _NUMBER.finditer(answer)}
+    if len(numbers) != 1 or not _PROSE.fullmatch(_NUMBER.sub(" ", answer)):
+        return None
+    return numbers.pop()
 
 
 def _gsm8k_answer(text: str) -> str | None:

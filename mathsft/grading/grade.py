@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from mathsft.grading.equivalence import check_profile, compare
-from mathsft.grading.extract import check_style, extract
+from mathsft.grading.extract import check_style, extract, stated_number
 from mathsft.grading.normalize import canonical
 from mathsft.grading.timeout import DEFAULT_TIMEOUT_S, map_items
 from mathsft.grading.values import is_plain_number
@@ -50,6 +50,11 @@ def grade(response: str, gold: str, profile: str = "lenient", style: str = "auto
     if extracted is None:
         return Grade(False, None, "no-answer", profile)
     correct, reason = compare(extracted, gold, profile)
+    number = stated_number(extracted) if not correct and is_plain_number(canonical(gold)) else None
+    if number is not None and number != extracted:  # "The answer is: she has 18 apples."
+        extracted = number
+        correct, reason = compare(number, gold, profile)
+        reason += ":stated-in-words"
     return Grade(correct, extracted, reason, profile, source)
 
 

@@ -118,8 +118,8 @@ def canonical(answer: str) -> str:
     s = _MULTISPACE.sub(" ", s).strip()
     s = _TRAILING_PUNCT.sub("", s)
     s = strip_units(s)
-    if _THOUSANDS.match(s.replace(" ", "")):
-        s = s.replace(",", "").replace(" ", "")
+    if _THOUSANDS.match(s):  # "1,000"; "200, 100" (a space after the comma) is a list
+        s = s.replace(",", "")
     return s.strip()
 
 

@@ -49,6 +49,38 @@ def test_number_fallback_follows_the_style():
     assert grade(truncated, "2", style="gsm8k").correct
 
 
+@pytest.mark.parametrize(
+    "response",
+    [
+        r"The answer is $\$18$.",
+        "**Answer:** Janet makes $18 every day.",
+        "The final answer is: She has 18 apples.",
+        "The answer is 18, so Janet makes $18 every day.",
+        "The answer is 18 (dollars).",
+        r"\boxed{18 \text{ bags}}",
+        r"\boxed{\$18 \text{ per week}}",
+        "She pays 9 + 9 = 18 dollars.\n#### 18 lollipops",
+        "She gives away 18 lollipops.\n\nI hope this helps! Let me know if you have questions.",
+    ],
+)
+def test_a_number_stated_in_words_is_the_answer(response: str) -> None:
+    result = grade(response, "18")
+    assert result.correct and result.extracted in ("18", r"\$18"), result
+
+
+@pytest.mark.parametrize(
+    ("response", "gold"),
+    [
+        (r"\boxed{5x}", "5"),  # a variable, not a word
+        ("The answer is 18 or 20.", "18"),  # two numbers: not one stated answer
+        ("The answer is 5!", "5"),  # a factorial
+        ("The answer is 50% of them.", "50"),  # a percentage of something
+    ],
+)
+def test_no_number_is_read_out_of_math(response: str, gold: str) -> None:
+    assert not grade(response, gold).correct
+
+
 def test_answer_tag_beats_the_number_fallback():
     assert extract_answer("<answer>\\frac{1}{2}</answer> 7", style="gsm8k") == r"\frac{1}{2}"
 
