@@ -95,12 +95,17 @@ def _box_content(text: str, i: int) -> str | None:
 
 
 def _phrase_answer(text: str) -> str | None:
-    matches = list(_PHRASE.finditer(text))
-    for match in reversed(matches):
-        value = _clip_value(text[match.end() : match.end() + MAX_ANSWER_CHARS + 10])
-        if value:
-            return value
-    return None
+    values = [_clip_value(text[m.end() : m.end() + MAX_ANSWER_CHARS + 10]) for m in _PHRASE.finditer(text)]
+    values = [v for v in values if v]
+    if not values:
+        return None
+    last = values[-1]
+    # A looping response cut off mid-answer ("The answer is 18. The answer is 18. The answer is 1"): the
+    # unfinished last statement is a prefix of the one the loop repeats, which is the answer.
+    loop = len(values) > 2 and values[-2] == values[-3] != last and values[-2].startswith(last)
+    if loop and text.rstrip().endswith(last):
+        return values[-2]
+    return last
 
 
 def _clip_value(value: str) -> str:

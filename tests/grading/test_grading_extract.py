@@ -19,6 +19,8 @@ from mathsft.grading import extract_answer, grade
         (r"an unfinished \boxed{3} and \boxed{4", "3"),
         ("She pays 3 + 4 = 7 dollars.\n#### 7", "7"),
         ("The answer is 12. Check: 12 + 3 = 15", "12"),
+        ("The answer is 18.\nThe answer is 18.\nThe answer is 1", "18"),  # cut off mid-number
+        ("The answer is 18.\nNo wait, the answer is 1", "1"),  # no loop: a correction
         ("Final Answer: The final answer is $\\frac{14}{3}$. I hope it is correct.", r"\frac{14}{3}"),
         ("**Answer:** 3.5", "3.5"),
         ("the final answer is 2.5.", "2.5"),
