@@ -11,16 +11,25 @@ Several endpoints (``base_url`` a list: replicas of one model behind separate se
 each attempt goes to the healthy endpoint with the fewest requests in flight, round-robin among ties, and
 a retry goes to another one. An endpoint that fails ``endpoint_max_failures`` attempts in a row (timeouts,
 dropped connections, 5xx) is taken out for a cool-down that doubles while it stays down, and is probed with
-``GET /models`` before it gets work again. With several endpoints, all are probed at the start.
+``GET /models`` before it gets work again. With several endpoints, all are probed at the start (one that
+answers is back, whatever an earlier run left). A request that finds every endpoint down waits at most
+``max(timeout, endpoint_cooldown)`` for one to come back, then stops the run.
 
-The API key is read from the environment variable named by ``api_key_env`` and sent only in the
-``Authorization`` header: it is never stored on the object, logged or put in an error message.
+An HTTP 3xx/4xx (a prompt too long, a wrong model name) is not retried: it stops the run with an error
+naming the request. A choice the server ended with ``finish_reason`` "abort" or "error" is no answer, so
+its attempt is retried (counted as ``http_5xx``).
+
+The API key is read from the environment variable named by ``api_key_env`` (surrounding whitespace
+stripped) and sent only in the ``Authorization`` header: it is never stored on the object, and is cut out of
+every failure message before that is logged or raised.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import email.utils
+import hashlib
 import json
 import logging
 import os
@@ -93,6 +102,8 @@ def parse_retry_after(value: str | None) -> float | None:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:  # "-0000": UTC (RFC 5322), not the local time a naive datetime is read as
+        when = when.replace(tzinfo=datetime.UTC)
     return max(0.0, when.timestamp() - time.time())
 
 
@@ -144,6 +155,15 @@ class OpenAIBackend:
                 f"openai backend: base_url must be one URL or a list of URLs, got {base_url!r}"
             )
         self.base_urls = [u.strip().rstrip("/") for u in urls]
+        for url in self.base_urls:
+            try:
+                parsed = httpx.URL(url)
+            except httpx.InvalidURL:
+                parsed = None
+            if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+                raise MathsftError(
+                    f"openai backend: base_url {url!r} is not an http(s) URL like http://HOST:PORT/v1"
+                )
         self.base_url = ", ".join(self.base_urls)  # for messages
         self.endpoint_max_failures = endpoint_max_failures
         self.endpoint_cooldown = endpoint_cooldown
@@ -175,6 +195,7 @@ class OpenAIBackend:
             "failures": dict.fromkeys(FAILURE_KINDS, 0),
             "gave_up": 0,
             "n_topped_up": 0,
+            "content_filtered": 0,
             "prompt_tokens": 0,
             "completion_tokens": 0,
             "endpoints": {},
@@ -226,10 +247,21 @@ class OpenAIBackend:
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
-        key = os.environ.get(self.api_key_env)
+        # a key read from a file keeps its newline; h11 would refuse the header, quoting the key in its error
+        key = os.environ.get(self.api_key_env, "").strip()
         if key:
+            if not key.isascii() or not key.isprintable() or any(c.isspace() for c in key):
+                raise GenerationError(
+                    f"openai backend: the API key in ${self.api_key_env} has whitespace or non-printable "
+                    "characters inside (its value is not shown); fix the variable"
+                )
             headers["Authorization"] = f"Bearer {key}"
         return headers
+
+    def _redact(self, text: str) -> str:
+        """``text`` without the API key: a server or a library may quote the header back."""
+        key = os.environ.get(self.api_key_env, "").strip()
+        return text.replace(key, "<api key>") if key else text
 
     async def _generate_all(
         self, requests: list[Request], params: SamplingParams, on_result: ResultCallback | None
@@ -243,7 +275,7 @@ class OpenAIBackend:
                 await self._probe_all(client)
 
             async def one(index: int, request: Request) -> None:
-                results[index] = await self._complete_request(client, semaphore, request, params)
+                results[index] = await self._complete_request(client, semaphore, index, request, params)
                 if on_result is not None:
                     on_result(index, request, results[index])
 
@@ -275,9 +307,13 @@ class OpenAIBackend:
         return True
 
     async def _probe_all(self, client: httpx.AsyncClient) -> None:
+        """Probe every endpoint: one that answers is up, whatever state an earlier run left it in."""
         alive = await asyncio.gather(*(self._probe(client, e) for e in self._pool))
         for endpoint, ok in zip(self._pool, alive, strict=True):
-            if not ok:
+            if ok:
+                endpoint.down_until = endpoint.cooldown = 0.0
+                endpoint.failures_in_a_row = 0
+            else:
                 self._take_out(endpoint, "does not answer GET /models")
         if not any(alive):
             raise GenerationError(
@@ -291,7 +327,10 @@ class OpenAIBackend:
         log.warning("endpoint %s taken out for %.0fs: %s", endpoint.url, endpoint.cooldown, why)
 
     async def _acquire(self, client: httpx.AsyncClient, avoid: _Endpoint | None) -> _Endpoint:
-        """The endpoint for the next attempt (waiting while every one is cooling down)."""
+        """The endpoint for the next attempt, waiting while every one is cooling down, but not for ever:
+        failed probes double the cool-downs, so a pool that died would otherwise keep the run waiting."""
+        wait = max(self.timeout, self.endpoint_cooldown)
+        deadline = time.monotonic() + wait
         while True:
             now = time.monotonic()
             ready = [e for e in self._pool if e.down_until <= now]  # a lone endpoint is never taken out
@@ -303,14 +342,28 @@ class OpenAIBackend:
                 self._turn = (self._pool.index(endpoint) + 1) % n
                 if endpoint.down:
                     endpoint.down_until = now + 1e9  # nobody else picks it while it is probed
-                    if not await self._probe(client, endpoint):
+                    try:
+                        alive = await self._probe(client, endpoint)
+                    except BaseException:
+                        endpoint.down_until = now  # cut off (the run is stopping): still down, due a probe
+                        raise
+                    if not alive:
                         self._take_out(endpoint, "still does not answer GET /models")
                         continue
                     log.warning("endpoint %s is back", endpoint.url)
                     endpoint.down_until = endpoint.cooldown = 0.0
                 endpoint.in_flight += 1
                 return endpoint
-            await asyncio.sleep(max(0.01, min(e.down_until for e in self._pool) - now))
+            if now >= deadline:
+                self.stats["gave_up"] += 1
+                raise GenerationError(
+                    f"every endpoint is down and none came back within {wait:g}s: {self.base_url} "
+                    f"(failures so far: {self._failure_summary()}). Finished requests were handed back; "
+                    "rerun to resume once a server is healthy."
+                )
+            # at most a second: an endpoint being probed by another request may be back any moment
+            due = min(min(e.down_until for e in self._pool), deadline, now + 1.0)
+            await asyncio.sleep(max(0.01, due - now))
 
     def _release(self, endpoint: _Endpoint, failure: _Failure | None) -> None:
         endpoint.in_flight -= 1
@@ -339,19 +392,26 @@ class OpenAIBackend:
         self,
         client: httpx.AsyncClient,
         semaphore: asyncio.Semaphore,
+        index: int,
         request: Request,
         params: SamplingParams,
     ) -> list[Completion]:
         seed = request.seed if request.seed is not None else params.seed
+        label = f"request {index}" + (
+            "" if request.key is None else f" (key {_snippet(repr(request.key), 80)})"
+        )
         if self.n_mode == "seeds" and request.n > 1:
             calls = [
-                self._call(client, semaphore, request.prompt, params, 1, seed + i) for i in range(request.n)
+                self._call(client, semaphore, request.prompt, params, 1, sample_seed(seed, i), label)
+                for i in range(request.n)
             ]
             return [c for batch in await asyncio.gather(*calls) for c in batch]
         completions: list[Completion] = []
         while len(completions) < request.n:
             want = request.n - len(completions)
-            batch = await self._call(client, semaphore, request.prompt, params, want, seed + len(completions))
+            batch = await self._call(
+                client, semaphore, request.prompt, params, want, sample_seed(seed, len(completions)), label
+            )
             if len(batch) < want:
                 self.stats["n_topped_up"] += 1
                 if self.stats["n_topped_up"] == 1:
@@ -392,6 +452,7 @@ class OpenAIBackend:
         params: SamplingParams,
         n: int,
         seed: int,
+        label: str,
     ) -> list[Completion]:
         """One logical call with its retries; returns the choices of the first successful attempt."""
         payload = self._payload(prompt, params, n, seed)
@@ -406,8 +467,12 @@ class OpenAIBackend:
                 try:
                     completions = await self._attempt(client, last.url, path, payload)
                 except _Failure as failure:
+                    failure.detail = self._redact(failure.detail)
                     error = failure
                     self._release(last, failure)
+                except BaseException:
+                    last.in_flight -= 1  # cut off (the run is stopping): neither a success nor a failure
+                    raise
                 else:
                     self._release(last, None)
                     latency = time.perf_counter() - started
@@ -416,28 +481,28 @@ class OpenAIBackend:
                     self._consecutive_failures = 0
                     self.stats["succeeded"] += 1
                     return completions
-            self._record_failure(error, attempt)
+            self._record_failure(error, attempt, label, last.url)
             if attempt < self.max_retries:
                 await asyncio.sleep(self._delay(error, attempt))
         self.stats["gave_up"] += 1
         raise GenerationError(
-            f"{last.url if last else self.base_url}{path}: request failed {self.max_retries + 1} times; last error: "
-            f"{error.kind}: {error.detail} (failures so far: {self._failure_summary()})"
+            f"{last.url if last else self.base_url}{path}: {label} failed {self.max_retries + 1} times; "
+            f"last error: {error.kind}: {error.detail} (failures so far: {self._failure_summary()})"
         )
 
-    def _record_failure(self, error: _Failure, attempt: int) -> None:
+    def _record_failure(self, error: _Failure, attempt: int, label: str, url: str) -> None:
         if error.kind == "fatal":
             self.stats["gave_up"] += 1
-            raise GenerationError(error.detail)
+            raise GenerationError(f"{label}: {error.detail}")
         self.stats["failures"][error.kind] += 1
         self._consecutive_failures += 1
-        log.info("attempt %d failed (%s): %s", attempt + 1, error.kind, error.detail)
+        log.info("%s: attempt %d at %s failed (%s): %s", label, attempt + 1, url, error.kind, error.detail)
         if self._consecutive_failures >= self.max_consecutive_failures:
             self.stats["gave_up"] += 1
             raise GenerationError(
                 f"{self.base_url}: {self._consecutive_failures} failed attempts in a row, giving up "
-                f"(failures so far: {self._failure_summary()}; last: {error.kind}: {error.detail}). "
-                "Finished requests were handed back; rerun to resume once the server is healthy."
+                f"(failures so far: {self._failure_summary()}; last: {label} at {url}: {error.kind}: "
+                f"{error.detail}). Finished requests were handed back; rerun to resume once the server is healthy."
             )
 
     def _failure_summary(self) -> str:
@@ -459,15 +524,19 @@ class OpenAIBackend:
                 response = await client.post(f"{url}{path}", json=payload)
         except (TimeoutError, httpx.TimeoutException):
             raise _Failure("timeout", f"no complete response within {self.timeout:g}s") from None
-        except httpx.TransportError as err:
+        except httpx.DecodingError as err:  # a body its Content-Encoding does not decode
+            raise _Failure("malformed", f"{type(err).__name__}: {err}") from None
+        except httpx.HTTPError as err:
             raise _Failure("connection", f"{type(err).__name__}: {err}") from None
         status = response.status_code
         if status in (408, 429) or status >= 500:
             kind = {408: "timeout", 429: "http_429"}.get(status, "http_5xx")
             retry_after = parse_retry_after(response.headers.get("retry-after"))
             raise _Failure(kind, f"HTTP {status}: {_snippet(response.text)}", retry_after)
-        if status >= 400:
-            raise _Failure("fatal", f"{url}{path}: HTTP {status} (not retried): {_snippet(response.text)}")
+        if status >= 300:  # 3xx too: httpx follows no redirect, so retrying gets the same one
+            where = response.headers.get("location")
+            why = f"redirects to {where}" if status < 400 and where else _snippet(response.text)
+            raise _Failure("fatal", f"{url}{path}: HTTP {status} (not retried): {why}")
         try:
             body = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -478,28 +547,32 @@ class OpenAIBackend:
         choices = body.get("choices") if isinstance(body, dict) else None
         if not isinstance(choices, list) or not choices:
             raise _Failure("malformed", f"no 'choices' list in body: {_snippet(json.dumps(body))}")
-        usage = body.get("usage") or {}
+        usage = body.get("usage")
+        usage = usage if isinstance(usage, dict) else {}  # token counts are a courtesy, not the answer
         prompt_tokens = _int(usage.get("prompt_tokens"))
         total_completion = _int(usage.get("completion_tokens"))
         completions: list[Completion] = []
-        for choice in sorted(choices, key=lambda c: c.get("index", 0) if isinstance(c, dict) else 0):
+        for choice in sorted(choices, key=lambda c: _int(c.get("index")) if isinstance(c, dict) else 0):
             if not isinstance(choice, dict):
                 raise _Failure("malformed", f"choice is not an object: {_snippet(json.dumps(choice))}")
             if self.endpoint == "chat":
                 message = choice.get("message")
                 if not isinstance(message, dict):
                     raise _Failure("malformed", f"choice has no 'message': {_snippet(json.dumps(choice))}")
-                text = message.get("content")
+                has_text, text = "content" in message, message.get("content")  # "content": null is ""
                 # DeepSeek R1 (and vLLM's reasoning parsers) put the thinking in reasoning_content
                 reasoning = message.get("reasoning_content") or message.get("reasoning")
             else:
-                text = choice.get("text")
+                has_text, text = "text" in choice, choice.get("text")
                 reasoning = None
-            if text is None and reasoning is None:
+            if not has_text and reasoning is None:
                 raise _Failure("malformed", f"choice has no text: {_snippet(json.dumps(choice))}")
             if not isinstance(text, str | None) or not isinstance(reasoning, str | None):
                 raise _Failure("malformed", f"choice text is not a string: {_snippet(json.dumps(choice))}")
             raw_finish = choice.get("finish_reason")
+            # Completion has only stop/length, and an aborted generation must never score as a finished one
+            if raw_finish in ("abort", "error"):
+                raise _Failure("http_5xx", f"the server ended a choice with finish_reason {raw_finish!r}")
             completions.append(
                 Completion(
                     text=text or "",
@@ -509,6 +582,12 @@ class OpenAIBackend:
                     extra={"finish_reason_raw": raw_finish},
                 )
             )
+        filtered = sum(c.extra["finish_reason_raw"] == "content_filter" for c in completions)
+        if filtered and not self.stats["content_filtered"]:
+            log.warning(
+                "the server cut answers off with finish_reason 'content_filter'; they count as 'stop'"
+            )
+        self.stats["content_filtered"] += filtered
         # usage is per call: exact for one choice, an even split when the server returned several
         for completion in completions:
             completion.completion_tokens = round(total_completion / len(completions))
@@ -517,6 +596,15 @@ class OpenAIBackend:
         self.stats["prompt_tokens"] += prompt_tokens
         self.stats["completion_tokens"] += total_completion
         return completions
+
+
+def sample_seed(seed: int, index: int) -> int:
+    """The seed of a request's ``index``-th sample: its own seed first, then a hash of both, so requests with
+    nearby seeds (10 and 11) share no sample; 31 bits, which every server takes."""
+    if index == 0:
+        return seed
+    digest = hashlib.sha256(f"{seed}:{index}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 def _int(value: Any) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sys
 import time
@@ -20,6 +21,55 @@ from openai_stub import StubServer, StubSettings
 
 PARAMS = SamplingParams(max_new_tokens=64, temperature=0.7, seed=3)
 ANSWERS = {"What is 2+3?": "5", "What is 7*6?": "42"}
+
+
+class Server(StubServer):
+    """The stub with hooks: ``reply(payload, auth)`` answers each POST with ``(status, body[, headers])``
+    instead of a canned solution, ``get_delay(n)`` stalls the n-th ``GET /models``, and ``dead`` drops
+    every connection, probes included (a server that died)."""
+
+    def __init__(self, reply=None, get_delay=None, settings: StubSettings | None = None) -> None:
+        self.reply = reply
+        self.get_delay = get_delay or (lambda n: 0.0)
+        self.gets = 0
+        self.dead = False
+        super().__init__(settings or StubSettings(answers=ANSWERS, correct_rate=1.0))
+
+    def ok(self, payload: dict) -> dict:
+        """The stub's ordinary chat answer to ``payload``."""
+        return self.body(payload, chat=True, truncate=False)
+
+    def _handler_class(self):
+        stub = self
+
+        class Handler(super()._handler_class()):
+            def do_GET(self) -> None:
+                if stub.dead:
+                    return self._drop()
+                with stub._lock:
+                    stub.gets += 1
+                    n = stub.gets
+                stub._stop.wait(stub.get_delay(n))
+                super().do_GET()
+
+            def do_POST(self) -> None:
+                if stub.dead:
+                    return self._drop()
+                if stub.reply is None:
+                    return super().do_POST()
+                payload = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+                auth = self.headers.get("Authorization")
+                with stub._lock:
+                    stub.seen.append((payload, auth))
+                status, body, *headers = stub.reply(payload, auth)
+                raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self._send(status, raw, *headers)
+
+        return Handler
+
+
+def chat_body(*choices: dict, usage: object = None) -> dict:
+    return {"choices": list(choices), "usage": usage or {"prompt_tokens": 3, "completion_tokens": 4}}
 
 
 def backend(url: str, **kw) -> OpenAIBackend:
@@ -90,6 +140,16 @@ def test_parse_retry_after_seconds_and_http_date():
     assert 8 <= parse_retry_after(formatdate(time.time() + 10, usegmt=True)) <= 10
 
 
+def test_a_retry_after_date_with_minus_zero_zone_is_utc_not_local_time(monkeypatch):
+    monkeypatch.setenv("TZ", "JST-9")  # 9 hours ahead of UTC
+    time.tzset()
+    try:
+        assert 8 <= parse_retry_after(formatdate(time.time() + 10)) <= 10  # "... -0000"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
 def test_a_failing_server_stops_with_a_clear_error_not_a_loop():
     with StubServer(StubSettings(faults={"500": 1.0})) as server:
         b = backend(server.url, max_retries=2)
@@ -144,8 +204,20 @@ def test_seeds_mode_makes_n_calls_with_distinct_seeds():
         b = backend(server.url, n_mode="seeds")
         out = b.generate([Request("What is 2+3?", n=4, seed=10)], PARAMS)
     assert len(out[0]) == 4
-    assert sorted(p["seed"] for p, _ in server.seen) == [10, 11, 12, 13]
+    seeds = [p["seed"] for p, _ in server.seen]
+    assert 10 in seeds and len(set(seeds)) == 4
     assert {p["n"] for p, _ in server.seen} == {1}
+
+
+def test_seeds_mode_requests_with_nearby_seeds_share_no_sample_and_repeat_exactly():
+    def seeds() -> list[int]:
+        with StubServer(StubSettings(answers=ANSWERS)) as server:
+            b = backend(server.url, n_mode="seeds")
+            b.generate([Request("What is 2+3?", n=4, seed=10), Request("What is 2+3?", n=4, seed=11)], PARAMS)
+        return sorted(p["seed"] for p, _ in server.seen)
+
+    first = seeds()
+    assert len(set(first)) == 8 and first == seeds()
 
 
 def test_n_mode_tops_up_when_the_server_ignores_n():
@@ -180,6 +252,159 @@ def test_api_key_is_sent_but_never_logged_or_shown(monkeypatch, caplog):
     assert {auth for _, auth in server.seen} == {f"Bearer {secret}"}
     assert secret not in caplog.text and secret not in repr(b) and secret not in str(b.stats)
     assert secret not in str(vars(b))
+
+
+def test_an_api_key_with_a_trailing_newline_is_sent_stripped(monkeypatch):
+    monkeypatch.setenv("MATHSFT_TEST_KEY", "sk-test-SECRET-123\n")
+    with StubServer(StubSettings(answers=ANSWERS)) as server:
+        backend(server.url, api_key_env="MATHSFT_TEST_KEY").generate([Request("What is 2+3?")], PARAMS)
+    assert {auth for _, auth in server.seen} == {"Bearer sk-test-SECRET-123"}
+
+
+def test_an_api_key_with_inner_whitespace_is_one_clear_error_without_the_key(monkeypatch, caplog):
+    monkeypatch.setenv("MATHSFT_TEST_KEY", "sk-test-SECRET\n-123")
+    caplog.set_level(logging.DEBUG)
+    with StubServer(StubSettings(answers=ANSWERS)) as server:
+        b = backend(server.url, api_key_env="MATHSFT_TEST_KEY")
+        with pytest.raises(GenerationError, match=r"MATHSFT_TEST_KEY.*whitespace") as err:
+            b.generate([Request("What is 2+3?")], PARAMS)
+    assert server.seen == [] and "SECRET" not in str(err.value) and "SECRET" not in caplog.text
+
+
+def test_a_server_that_echoes_the_key_never_gets_it_logged_or_raised(monkeypatch, caplog):
+    secret = "sk-test-SECRET-123"
+    monkeypatch.setenv("MATHSFT_TEST_KEY", secret)
+    caplog.set_level(logging.DEBUG)
+    with Server(reply=lambda payload, auth: (500, {"error": f"bad credentials: {auth}"})) as server:
+        b = backend(server.url, api_key_env="MATHSFT_TEST_KEY", max_retries=2)
+        with pytest.raises(GenerationError, match="bad credentials") as err:
+            b.generate([Request("What is 2+3?")], PARAMS)
+    assert len(server.seen) == 3 and server.seen[0][1] == f"Bearer {secret}"
+    assert secret not in str(err.value) and secret not in caplog.text
+
+
+def test_a_rejected_request_is_named_in_the_error():
+    def reply(payload, auth):
+        if "too long" in payload["messages"][0]["content"]:
+            return 400, {"error": "prompt is too long"}
+        return 200, server.ok(payload)
+
+    with Server(reply) as server:
+        b = backend(server.url, concurrency=1)
+        reqs = [Request("What is 2+3?", key="p-0"), Request("too long", key="p-1")]
+        with pytest.raises(GenerationError, match=r"request 1 \(key 'p-1'\).*HTTP 400") as err:
+            b.generate(reqs, PARAMS)
+    assert server.url in str(err.value) and len(server.seen) == 2
+
+
+def test_a_run_cut_short_leaves_no_attempt_counted_in_flight():
+    def reply(payload, auth):
+        if "too long" in payload["messages"][0]["content"]:
+            return 400, {"error": "prompt is too long"}
+        server._stop.wait(1.0)  # still running when the other request is refused
+        return 200, server.ok(payload)
+
+    with Server(reply) as server:
+        b = backend(server.url, concurrency=2)
+        with pytest.raises(GenerationError, match="HTTP 400"):
+            b.generate([Request("What is 2+3?"), Request("too long")], PARAMS)
+    assert [e.in_flight for e in b._pool] == [0]
+
+
+def test_an_endpoint_probed_when_a_run_stops_gets_work_in_the_next_run():
+    broken = {"on": True}
+
+    def flaky(payload, auth):  # fails the first run; its second GET /models (the re-probe) stalls
+        return (500, {"error": "down"}) if broken["on"] else (200, a.ok(payload))
+
+    def reject_slowly(payload, auth):
+        if "too long" in payload["messages"][0]["content"]:
+            b._stop.wait(0.3)
+            return 400, {"error": "prompt is too long"}
+        b._stop.wait(0.05)
+        return 200, b.ok(payload)
+
+    with (
+        Server(flaky, get_delay=lambda n: 1.0 if n == 2 and broken["on"] else 0.0) as a,
+        Server(reject_slowly) as b,
+    ):
+        client = backend([a.url, b.url], concurrency=2, endpoint_max_failures=1, endpoint_cooldown=0.001)
+        with pytest.raises(GenerationError, match="HTTP 400"):
+            client.generate([Request("too long"), *many(6)], PARAMS)
+        assert a.gets == 2  # it was being probed when the run stopped
+        broken["on"] = False
+        a.seen.clear()
+        out = client.generate(many(10), PARAMS)
+    assert all(len(cs) == 1 for cs in out) and len(a.seen) > 0
+
+
+def test_null_content_is_an_empty_answer_with_the_servers_finish_reason():
+    message = {"role": "assistant", "content": None}
+    with Server(
+        lambda p, a: (200, chat_body({"index": 0, "message": message, "finish_reason": "length"}))
+    ) as s:
+        out = backend(s.url).generate([Request("What is 2+3?")], PARAMS)
+    assert (out[0][0].text, out[0][0].finish_reason) == ("", "length") and len(s.seen) == 1
+
+
+def test_odd_usage_and_mixed_choice_indexes_do_not_crash():
+    choices = [
+        {"index": 1, "message": {"content": "second"}, "finish_reason": "stop"},
+        {"index": None, "message": {"content": "first"}, "finish_reason": "stop"},
+    ]
+    with Server(lambda p, a: (200, chat_body(*choices, usage=["not", "a", "dict"]))) as s:
+        out = backend(s.url).generate([Request("What is 2+3?", n=2)], PARAMS)
+    assert [c.text for c in out[0]] == ["first", "second"] and out[0][0].completion_tokens == 0
+
+
+def test_an_undecodable_body_is_a_retried_malformed_failure_naming_the_server():
+    with Server(lambda p, a: (200, b"not gzip at all", {"Content-Encoding": "gzip"})) as s:
+        b = backend(s.url, max_retries=1)
+        with pytest.raises(GenerationError, match=r"failed 2 times; last error: malformed") as err:
+            b.generate([Request("What is 2+3?")], PARAMS)
+    assert s.url in str(err.value) and b.stats["failures"]["malformed"] == 2
+
+
+def test_a_redirect_is_not_retried_and_says_where_to():
+    redirect = {"Location": "https://elsewhere/v1/chat/completions"}
+    with (
+        Server(lambda p, a: (307, b"", redirect)) as s,
+        pytest.raises(GenerationError, match=r"HTTP 307 \(not retried\).*https://elsewhere"),
+    ):
+        backend(s.url).generate([Request("What is 2+3?")], PARAMS)
+    assert len(s.seen) == 1
+
+
+@pytest.mark.parametrize("url", ["localhost:8000/v1", "http://[::1", "ftp://host/v1"])
+def test_a_base_url_that_is_not_http_is_refused_up_front(url):
+    with pytest.raises(MathsftError, match="not an http"):
+        backend(url)
+
+
+def test_aborted_choices_are_retried_not_scored_as_finished():
+    replies = iter(["abort", "stop"])
+
+    def reply(payload, auth):
+        finish = next(replies)
+        return 200, chat_body({"index": 0, "message": {"content": finish}, "finish_reason": finish})
+
+    with Server(reply) as s:
+        b = backend(s.url)
+        out = b.generate([Request("What is 2+3?")], PARAMS)
+    assert (out[0][0].text, out[0][0].finish_reason) == ("stop", "stop") and len(s.seen) == 2
+    assert b.stats["failures"]["http_5xx"] == 1 and b.stats["retries"] == 1
+
+
+def test_content_filter_counts_as_stop_with_one_warning(caplog):
+    choice = {"index": 0, "message": {"content": "[filtered]"}, "finish_reason": "content_filter"}
+    with Server(lambda p, a: (200, chat_body(choice))) as s:
+        b = backend(s.url)
+        out = b.generate([Request("What is 2+3?"), Request("What is 7*6?")], PARAMS)
+    assert [cs[0].finish_reason for cs in out] == ["stop", "stop"]
+    assert out[0][0].extra["finish_reason_raw"] == "content_filter" and b.stats["content_filtered"] == 2
+    assert (
+        sum("content_filter" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING) == 1
+    )
 
 
 def test_generate_works_inside_a_running_event_loop():
@@ -243,6 +468,29 @@ def test_an_endpoint_that_recovers_gets_work_again():
     assert all(len(cs) == 1 for cs in out)
     stats = client.stats["endpoints"][a.url]
     assert stats["taken_out"] == 1 and stats["failed"] == 3 and stats["succeeded"] > 0
+
+
+@pytest.mark.timeout(30)
+def test_every_endpoint_dying_mid_run_ends_it_with_a_clear_error():
+    with Server() as a, Server() as b:
+
+        def kill(index, request, completions):
+            if index == 2:
+                a.dead = b.dead = True
+
+        client = backend(
+            [a.url, b.url],
+            timeout=0.5,
+            max_retries=100,
+            max_consecutive_failures=1000,
+            endpoint_cooldown=0.1,
+            concurrency=2,
+        )
+        start = time.perf_counter()
+        with pytest.raises(GenerationError, match="every endpoint is down") as err:
+            client.generate(many(40), PARAMS, on_result=kill)
+    assert time.perf_counter() - start < 5
+    assert a.url in str(err.value) and b.url in str(err.value)
 
 
 def test_no_live_endpoint_is_one_clear_error():
