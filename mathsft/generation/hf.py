@@ -6,7 +6,10 @@ each writing its keys/values at its own position (so no padding is ever attended
 sequence the step it finishes and refills the slot with the next waiting prompt. Prompts are
 prefilled in groups sorted by length. The model itself is the unmodified Hugging Face module: the
 loop only hands it per-row ``position_ids``, a ready 4D mask and a slot cache, so any decoder-only
-architecture whose attention calls the cache's ``update`` works.
+architecture whose attention calls the cache's ``update`` works, as long as that attention is plain
+causal attention over the whole sequence: transformers uses a 4D mask as given, so a sliding window
+shorter than a request would be ignored, and the grouped SDPA below has no soft-capping or attention
+sinks. Those are refused with an error naming what the model asks for, never silently dropped.
 
 On CPU every ``nn.Linear`` is swapped for a oneDNN pre-packed weight (what ``torch.compile`` freezing
 does on CPU) in float32, and in bfloat16 where the CPU computes it natively (AVX512-BF16 / AMX): that
@@ -41,7 +44,8 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from transformers import AttentionInterface
+from transformers import AttentionInterface, AttentionMaskInterface
+from transformers.masking_utils import sdpa_mask
 
 from mathsft.errors import MathsftError
 from mathsft.generation.base import Completion, Request, ResultCallback, SamplingParams
@@ -102,8 +106,17 @@ def grouped_sdpa_attention(
     ``[B, H_kv, groups * q, D]``, the mask tiled to match). transformers' ``sdpa`` does this only for a
     single query token and otherwise repeats the keys and values per query head, which made a decode
     step that verifies draft tokens ~5x slower in attention on CPU.
+
+    Without a mask (the model called directly, not by the backend, which always passes one) it is
+    causal as transformers' ``sdpa`` is: the stacked queries need that spelled out as a mask.
     """
+    _refuse_what_sdpa_ignores(module, key.shape[2], kwargs)
     batch, heads, q_len, dim = query.shape
+    causal = kwargs.get("is_causal")
+    causal = getattr(module, "is_causal", True) if causal is None else causal
+    if attention_mask is None and q_len > 1 and causal:
+        allowed = torch.ones(q_len, key.shape[2], dtype=torch.bool, device=query.device)
+        attention_mask = allowed.tril()[None, None]  # top-left aligned, as SDPA's ``is_causal``
     groups = heads // key.shape[1]
     if groups > 1:
         query = query.reshape(batch, key.shape[1], groups * q_len, dim)
@@ -111,6 +124,41 @@ def grouped_sdpa_attention(
             attention_mask = attention_mask.repeat(1, 1, groups, 1)
     out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, scale=scaling)
     return out.reshape(batch, heads, q_len, dim).transpose(1, 2).contiguous(), None
+
+
+def _refuse_what_sdpa_ignores(module: nn.Module, width: int, kwargs: dict[str, Any]) -> None:
+    """Plain SDPA over ``width`` cached positions: a layer asking for more gets an error, not wrong text.
+    Soft-capping and sinks show only here; the window is also checked per request from the config
+    (``attention_window``), which covers eager attention and names the limit before any compute."""
+    asked = []
+    window = kwargs.get("sliding_window")
+    if window is not None and width > window:
+        asked.append(f"a sliding window of {window} (the batch spans {width} positions)")
+    if kwargs.get("softcap") is not None:
+        asked.append("soft-capped attention scores")
+    if kwargs.get("s_aux") is not None:
+        asked.append("attention sinks")
+    if asked:
+        raise MathsftError(
+            f"hf backend: its attention is plain causal SDPA, but {type(module).__name__} asks for "
+            f"{' and '.join(asked)}; use the vllm or openai backend for this model"
+        )
+
+
+def attention_window(config: Any) -> int | None:
+    """The window of the model's sliding-window layers, or None when every layer sees the whole sequence.
+
+    Mistral and Phi-3 slide every layer when ``sliding_window`` is set; Gemma-2/3 and Qwen2 name the
+    sliding layers in ``layer_types`` (Qwen2 also clears the window when ``use_sliding_window`` is off).
+    """
+    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    window = getattr(text_config, "sliding_window", None)
+    if not window or getattr(text_config, "use_sliding_window", True) is False:
+        return None
+    layer_types = getattr(text_config, "layer_types", None)
+    if layer_types is not None and "sliding_attention" not in layer_types:
+        return None
+    return int(window)
 
 
 def pack_linears(model: nn.Module, batch_hint: int) -> int:
@@ -191,6 +239,7 @@ class _Row:
     sample: int
     prompt_ids: list[int]
     generator: torch.Generator | None
+    eos_ids: set[int]  # the model's EOS ids and any stop string that is one special token
     started: float = 0.0
     tokens: list[int] = field(default_factory=list)
 
@@ -262,6 +311,8 @@ class HFBackend:
         self.attn_implementation = self.model.config._attn_implementation
         if self.attn_implementation == "sdpa":
             AttentionInterface.register(GROUPED_SDPA, grouped_sdpa_attention)
+            # without a mask function of its own, transformers would hand a custom attention no mask at all
+            AttentionMaskInterface.register(GROUPED_SDPA, sdpa_mask)
             self.model.set_attn_implementation(GROUPED_SDPA)
         elif self.attn_implementation != "eager":
             raise MathsftError(
@@ -274,6 +325,12 @@ class HFBackend:
         self.eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
         if not self.eos_ids:
             raise MathsftError(f"hf backend: {model} defines no EOS token (generation_config or tokenizer)")
+        # decoding drops special tokens, so a stop string that is one of them never shows in the text
+        self.special_ids = {t.content: i for i, t in self.tokenizer.added_tokens_decoder.items() if t.special}
+        text_config = self.model.config.get_text_config()
+        self.max_positions: int | None = getattr(text_config, "max_position_embeddings", None)
+        # the masks built here attend to the whole sequence: a window must cover every request
+        self.sliding_window = attention_window(self.model.config)
 
     def __repr__(self) -> str:
         return f"HFBackend(model={self.model_name!r}, dtype={self.dtype!r}, device={self.device!r})"
@@ -318,15 +375,17 @@ class HFBackend:
             raise MathsftError("hf backend: generate() after close()")
         if params.max_new_tokens < 1:
             raise MathsftError("hf backend: max_new_tokens must be >= 1")
+        eos_ids = self.eos_ids | {self.special_ids[s] for s in params.stop if s in self.special_ids}
         rows: list[_Row] = []
         for index, request in enumerate(requests):
             if request.n < 1:
                 raise MathsftError(f"hf backend: request {index} asks for n={request.n} completions")
             ids = self.encode(request.prompt)
+            self._check_length(index, len(ids), params)
             seed = request.seed if request.seed is not None else params.seed
             for sample in range(request.n):
                 generator = None if params.greedy else completion_generator(seed, sample, self.device)
-                rows.append(_Row(index, sample, ids, generator))
+                rows.append(_Row(index, sample, ids, generator, eos_ids))
         results: list[list[Completion | None]] = [[None] * r.n for r in requests]
         remaining = [r.n for r in requests]
         if not rows:
@@ -349,6 +408,27 @@ class HFBackend:
         with torch.inference_mode():
             self._run(rows, params, finish)
         return results  # type: ignore[return-value]  # every slot was filled by finish()
+
+    def _check_length(self, index: int, prompt_len: int, params: SamplingParams) -> None:
+        """Refuse a request longer than the model's positions or its sliding window: nothing is truncated,
+        and past the window the full-context masks built here would give wrong text without an error."""
+        total = prompt_len + params.max_new_tokens
+        sizes = f"{prompt_len} prompt tokens + max_new_tokens {params.max_new_tokens}"
+        if self.max_positions is not None and total > self.max_positions:
+            raise MathsftError(
+                f"hf backend: request {index} needs {sizes} = {total} positions, more than the model's "
+                f"max_position_embeddings ({self.max_positions}); shorten the prompt or lower max_new_tokens"
+            )
+        drafts = self.draft_tokens if params.greedy else 0  # verified drafts take cache positions too
+        if drafts:
+            total += drafts
+            sizes += f" + draft_tokens {drafts}"
+        if self.sliding_window is not None and total > self.sliding_window:
+            raise MathsftError(
+                f"hf backend: request {index} needs {sizes} = {total} positions, more than the model's "
+                f"sliding window (config sliding_window = {self.sliding_window}), which this backend does "
+                "not implement; use the vllm or openai backend, or shorten the request"
+            )
 
     def _run(self, rows: list[_Row], params: SamplingParams, finish: Any) -> None:
         # longest prompts first: similar lengths prefill together and the cache width shrinks over time
@@ -483,7 +563,7 @@ class HFBackend:
 
     def _finished(self, row: _Row, token: int, params: SamplingParams) -> tuple[str, str] | None:
         """``(finish_reason, text)`` once ``token`` (just appended) ends the row, else None."""
-        if token in self.eos_ids:
+        if token in row.eos_ids:
             return "stop", self._decode(row.tokens[:-1])
         text = self._decode(row.tokens) if params.stop else None
         cut = _first_stop(text, params.stop) if text is not None else None

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
+from torch import nn
 
 from mathsft.errors import MathsftError
 from mathsft.generation import make_backend
@@ -204,3 +206,169 @@ def test_draft_tokens_change_nothing_but_speed(tiny_model_dir: Path) -> None:
     assert texts(drafting.generate(requests[1:2], with_stop)) == texts(
         HFBackend(str(tiny_model_dir), batch_size=3).generate(requests[1:2], with_stop)
     )
+
+
+def tiny_dir(tmp_path: Path, smollm2_dir: Path, config_class: type, **fields: Any) -> Path:
+    """A 2-layer random model of another architecture with the bundled tokenizer, as ``tiny_model_dir``."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
+    special = {
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    config = config_class(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        **special,
+        **fields,
+    )
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config)
+    model.generation_config = GenerationConfig(**special)
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    return tmp_path
+
+
+def plain_greedy(backend: HFBackend, prompt: str, max_new_tokens: int) -> str:
+    ids = backend.tokenizer(prompt, return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        out = backend.model.generate(ids, max_new_tokens=max_new_tokens, do_sample=False)
+    return backend.tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+
+
+def test_attention_window_reads_the_sliding_layers_from_the_config() -> None:
+    from transformers import Gemma2Config, LlamaConfig, MistralConfig, Phi3Config, Qwen2Config
+
+    from mathsft.generation.hf import attention_window
+
+    assert attention_window(MistralConfig(sliding_window=16)) == 16  # every layer slides
+    assert attention_window(MistralConfig(sliding_window=None)) is None
+    assert attention_window(Phi3Config(sliding_window=2047)) == 2047
+    assert attention_window(Gemma2Config(sliding_window=8)) == 8  # alternate layers slide
+    assert attention_window(LlamaConfig()) is None
+    assert attention_window(Qwen2Config(sliding_window=8)) is None  # use_sliding_window is off
+    layers = {"num_hidden_layers": 2, "use_sliding_window": True, "sliding_window": 8}
+    assert attention_window(Qwen2Config(max_window_layers=2, **layers)) is None  # no layer past 2
+    assert attention_window(Qwen2Config(max_window_layers=1, **layers)) == 8
+
+
+def test_a_sliding_window_shorter_than_a_request_is_refused(tmp_path: Path, smollm2_dir: Path) -> None:
+    """The 4D masks built here attend to the whole sequence: past the window the text would be wrong."""
+    from transformers import MistralConfig
+
+    backend = HFBackend(str(tiny_dir(tmp_path, smollm2_dir, MistralConfig, sliding_window=32)))
+    prompt_len = len(backend.tokenizer(PROMPTS[3])["input_ids"])
+    fits = 32 - prompt_len
+    assert fits > 2, prompt_len
+    (within,) = backend.generate([Request(PROMPTS[3])], SamplingParams(max_new_tokens=fits))[0]
+    assert within.text == plain_greedy(backend, PROMPTS[3], fits)  # inside the window: full attention
+    with pytest.raises(MathsftError, match=r"request 1 .*sliding_window = 32.*vllm or openai"):
+        backend.generate([Request("Hi"), Request(PROMPTS[3])], SamplingParams(max_new_tokens=fits + 1))
+    backend.draft_tokens = 2  # greedy drafts take cache positions past the kept tokens
+    with pytest.raises(MathsftError, match="draft_tokens 2"):
+        backend.generate([Request(PROMPTS[3])], SamplingParams(max_new_tokens=fits - 1))
+
+
+def test_gemma2_soft_capping_runs_eagerly_and_its_window_is_checked(
+    tmp_path: Path, smollm2_dir: Path
+) -> None:
+    """Gemma-2 loads with eager attention, whose own function soft-caps; only the window needs refusing."""
+    from transformers import Gemma2Config
+
+    path = tiny_dir(tmp_path, smollm2_dir, Gemma2Config, sliding_window=32, query_pre_attn_scalar=16)
+    backend = HFBackend(str(path))
+    assert backend.attn_implementation == "eager"
+    (completion,) = backend.generate([Request(PROMPTS[0])], GREEDY)[0]
+    assert completion.text == plain_greedy(backend, PROMPTS[0], GREEDY.max_new_tokens)
+    with pytest.raises(MathsftError, match="sliding_window = 32"):
+        backend.generate([Request(PROMPTS[1])], SamplingParams(max_new_tokens=20))
+
+
+def test_grouped_sdpa_refuses_soft_capping_sinks_and_a_short_window() -> None:
+    """Plain SDPA has none of these; dropping the kwargs silently would give wrong text."""
+    from mathsft.generation.hf import grouped_sdpa_attention
+
+    module = nn.Linear(1, 1)
+    query, key = torch.randn(1, 4, 3, 8), torch.randn(1, 2, 3, 8)
+    out, _ = grouped_sdpa_attention(module, query, key, key, None, sliding_window=3)
+    assert out.shape == (1, 3, 4, 8)
+    with pytest.raises(MathsftError, match="soft-capped attention scores; use the vllm or openai"):
+        grouped_sdpa_attention(module, query, key, key, None, softcap=50.0)
+    with pytest.raises(MathsftError, match="attention sinks"):
+        grouped_sdpa_attention(module, query, key, key, None, s_aux=torch.zeros(4))
+    with pytest.raises(MathsftError, match="sliding window of 2"):
+        grouped_sdpa_attention(module, query, key, key, None, sliding_window=2)
+
+
+def test_a_special_token_stop_string_ends_the_completion_as_eos_does(
+    tmp_path: Path, smollm2_dir: Path
+) -> None:
+    """Decoding skips special tokens, so text matching alone never found such a stop string."""
+    from transformers import LlamaConfig
+
+    path = tiny_dir(tmp_path, smollm2_dir, LlamaConfig)  # untied: varied text, not the last token repeated
+    backend = HFBackend(str(path), batch_size=2, pack_weights=False)  # the head stays an nn.Linear to edit
+    tokenizer, model = backend.tokenizer, backend.model
+    special = "<file_sep>"
+    special_id = tokenizer.convert_tokens_to_ids(special)
+    assert special_id not in backend.eos_ids
+    prompt_ids = tokenizer(PROMPTS[2])["input_ids"]
+    (free,) = backend.generate([Request(PROMPTS[2])], GREEDY)[0]
+    generated = free.extra["token_ids"]
+    assert special_id not in prompt_ids + generated
+    # a token new to the sequence: swapping it with the special one changes nothing before it
+    k = next(i for i in range(1, len(generated)) if generated[i] not in prompt_ids + generated[:i])
+    with torch.no_grad():
+        for weight in (model.get_input_embeddings().weight, model.get_output_embeddings().weight):
+            weight[[generated[k], special_id]] = weight[[special_id, generated[k]]].clone()
+    (unstopped,) = backend.generate([Request(PROMPTS[2])], GREEDY)[0]
+    assert unstopped.extra["token_ids"][: k + 1] == [*generated[:k], special_id]
+    params = SamplingParams(max_new_tokens=GREEDY.max_new_tokens, stop=(special,))
+    (stopped,) = backend.generate([Request(PROMPTS[2])], params)[0]
+    assert stopped.finish_reason == "stop"
+    assert stopped.extra["token_ids"] == [*generated[:k], special_id]
+    assert stopped.text == tokenizer.decode(generated[:k], skip_special_tokens=True)
+    assert backend.generate([Request(PROMPTS[2])], GREEDY)[0][0].finish_reason == "length"  # per call
+
+
+def test_prompt_plus_new_tokens_beyond_max_position_embeddings_is_refused(backend: HFBackend) -> None:
+    long_prompt = "word " * 2000
+    prompt_len = len(backend.tokenizer(long_prompt)["input_ids"])
+    limit = backend.model.config.max_position_embeddings
+    assert 0 < limit - prompt_len < 100, prompt_len
+    with pytest.raises(
+        MathsftError, match=rf"request 1 needs {prompt_len} prompt tokens .* {limit + 1} .*\({limit}\)"
+    ):
+        backend.generate(
+            [Request("Hi"), Request(long_prompt)], SamplingParams(max_new_tokens=limit - prompt_len + 1)
+        )
+    (completion,) = backend.generate(
+        [Request(long_prompt)], SamplingParams(max_new_tokens=limit - prompt_len)
+    )[0]
+    assert completion.prompt_tokens + completion.completion_tokens <= limit
+
+
+def test_the_backends_model_stays_causal_and_padded_when_called_directly(tiny_model_dir: Path) -> None:
+    """The grouped SDPA replaces the model's attention; plain calls (``model.generate``) must still see
+    a causal mask and their padding, as under transformers' own ``sdpa``."""
+    from mathsft.models import load_model
+
+    backend = HFBackend(str(tiny_model_dir), pack_weights=False)
+    reference = load_model(str(tiny_model_dir))
+    assert reference.config._attn_implementation == "sdpa"
+    tokenizer = backend.tokenizer
+    batch = tokenizer(PROMPTS[:2], return_tensors="pt", padding=True)  # left padding
+    assert not batch["attention_mask"].all()
+    with torch.inference_mode():
+        for inputs in (tokenizer(PROMPTS[3], return_tensors="pt"), batch):
+            ours, theirs = backend.model(**inputs).logits, reference(**inputs).logits
+            real = inputs["attention_mask"].bool()
+            assert torch.allclose(ours[real], theirs[real], atol=1e-4)
