@@ -62,7 +62,7 @@ _STYLE_WRAPPERS = re.compile(
 _TEXT_CMD = re.compile(r"\\(?:text|mbox|textnormal|hbox)\s*\{([^{}]*)\}")
 _DOLLARS = re.compile(r"\\\$|\$")
 _THOUSANDS = re.compile(r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
-_SPACE_THOUSANDS = re.compile(r"(?<=\d)\{,\}(?=\d{3})")
+_SPACE_THOUSANDS = re.compile(r"(?<=\d)(?:\{,\}|,\\!)(?=\d{3})")  # 1{,}000 and MATH's 1,\!000
 _TRAILING_PUNCT = re.compile(r"[\s.;:,]+$")
 _PERCENT = re.compile(r"\\?%")
 _MULTISPACE = re.compile(r"\s+")

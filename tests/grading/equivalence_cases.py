@@ -54,6 +54,7 @@ CASES: list[tuple[str, str, bool, str]] = [
     ("1.49", "1.5", False, "one more place, rounding up to the gold"),
     (r"\frac14", "0.3", False, "exact fraction against a one-digit gold"),
     ("200, 100", "100, 200", True, "a list, not a thousands separator"),
+    (r"8,\!000", "8000", True, "MATH's negative-space thousands separator"),
     ("2, 3", "23", False, "a list is not a number"),
     ("|x|", "x", False, "absolute value differs for negative x"),
     (r"\sqrt{x^2}", "x", False, "square root of a square is |x|"),
