@@ -156,6 +156,21 @@ def _convert_gguf(gguf_path: Path, out_dir: Path) -> None:
     tokenizer.save_pretrained(out_dir)
 
 
+def beyond_plain_attention(kwargs: dict[str, Any], span: int) -> list[str]:
+    """What a transformers attention call (its ``kwargs``) asks for beyond plain causal attention over
+    ``span`` positions: a shorter sliding window, soft-capped scores, attention sinks. mathsft's own
+    attention functions implement none of these, and refuse rather than give wrong numbers."""
+    asked = []
+    window = kwargs.get("sliding_window")
+    if window is not None and span > window:
+        asked.append(f"a sliding window of {window} ({span} positions here)")
+    if kwargs.get("softcap") is not None:
+        asked.append("soft-capped attention scores")
+    if kwargs.get("s_aux") is not None:
+        asked.append("attention sinks")
+    return asked
+
+
 def load_tokenizer(spec: str | Path, padding_side: str = "left") -> Any:
     """The model's tokenizer with a pad token (never the EOS token when another is available)."""
     from transformers import AutoTokenizer

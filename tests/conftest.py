@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,34 +26,38 @@ def smollm2_dir() -> Path:
     return resolve_model("smollm2-135m")
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, smollm2_dir: Path) -> Path:
-    """A 2-layer randomly initialized llama with the bundled tokenizer and chat template."""
+def save_tiny_model(out: Path, tokenizer_dir: Path, config_class: type | None = None, **fields: Any) -> Path:
+    """A 2-layer randomly initialized model (a llama unless ``config_class`` says otherwise, seeded) with the
+    bundled tokenizer and chat template, saved in ``out``; ``fields`` go to the config."""
     import torch
-    from transformers import AutoTokenizer, GenerationConfig, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, LlamaConfig
 
-    out = tmp_path_factory.mktemp("tiny-llama")
-    tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
-    config = LlamaConfig(
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    special = {
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    config = (config_class or LlamaConfig)(
         vocab_size=len(tokenizer),
         hidden_size=64,
         intermediate_size=128,
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=2048,
-        tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
+        **special,
+        **fields,
     )
     torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
-    model.generation_config = GenerationConfig(
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    model = AutoModelForCausalLM.from_config(config)
+    model.generation_config = GenerationConfig(**special)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, smollm2_dir: Path) -> Path:
+    """A 2-layer randomly initialized llama with the bundled tokenizer and chat template."""
+    out = tmp_path_factory.mktemp("tiny-llama")
+    return save_tiny_model(out, smollm2_dir, max_position_embeddings=2048, tie_word_embeddings=True)

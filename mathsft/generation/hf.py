@@ -49,7 +49,7 @@ from transformers.masking_utils import sdpa_mask
 
 from mathsft.errors import MathsftError
 from mathsft.generation.base import Completion, Request, ResultCallback, SamplingParams
-from mathsft.models import load_model, load_tokenizer
+from mathsft.models import beyond_plain_attention, load_model, load_tokenizer
 
 log = logging.getLogger("mathsft.generation.hf")
 
@@ -130,14 +130,7 @@ def _refuse_what_sdpa_ignores(module: nn.Module, width: int, kwargs: dict[str, A
     """Plain SDPA over ``width`` cached positions: a layer asking for more gets an error, not wrong text.
     Soft-capping and sinks show only here; the window is also checked per request from the config
     (``attention_window``), which covers eager attention and names the limit before any compute."""
-    asked = []
-    window = kwargs.get("sliding_window")
-    if window is not None and width > window:
-        asked.append(f"a sliding window of {window} (the batch spans {width} positions)")
-    if kwargs.get("softcap") is not None:
-        asked.append("soft-capped attention scores")
-    if kwargs.get("s_aux") is not None:
-        asked.append("attention sinks")
+    asked = beyond_plain_attention(kwargs, width)
     if asked:
         raise MathsftError(
             f"hf backend: its attention is plain causal SDPA, but {type(module).__name__} asks for "

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from mathsft.errors import MathsftError
+from mathsft.models import beyond_plain_attention
 from mathsft.training.tokenize import Tokenized
 
 PACKED_ATTENTION = "mathsft_packed"
@@ -176,14 +177,7 @@ def packed_attention(
 
 def _refuse_what_it_ignores(module: torch.nn.Module, lengths: list[int], kwargs: dict[str, Any]) -> None:
     """Packed attention is plain causal attention: a layer asking for more gets a clear error."""
-    asked = []
-    window = kwargs.get("sliding_window")
-    if window is not None and max(lengths) > window:
-        asked.append(f"a sliding window of {window} (an example has {max(lengths)} tokens)")
-    if kwargs.get("softcap") is not None:
-        asked.append("soft-capped scores")
-    if kwargs.get("s_aux") is not None:
-        asked.append("attention sinks")
+    asked = beyond_plain_attention(kwargs, max(lengths))
     if asked:
         raise MathsftError(
             f"packed attention is plain causal attention, but {type(module).__name__} asks for "

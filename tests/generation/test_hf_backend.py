@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import torch
+from conftest import save_tiny_model
 from torch import nn
 
 from mathsft.errors import MathsftError
@@ -210,31 +211,7 @@ def test_draft_tokens_change_nothing_but_speed(tiny_model_dir: Path) -> None:
 
 def tiny_dir(tmp_path: Path, smollm2_dir: Path, config_class: type, **fields: Any) -> Path:
     """A 2-layer random model of another architecture with the bundled tokenizer, as ``tiny_model_dir``."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
-
-    tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
-    special = {
-        "bos_token_id": tokenizer.bos_token_id,
-        "eos_token_id": tokenizer.eos_token_id,
-        "pad_token_id": tokenizer.pad_token_id,
-    }
-    config = config_class(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=16,
-        **special,
-        **fields,
-    )
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config)
-    model.generation_config = GenerationConfig(**special)
-    model.save_pretrained(tmp_path)
-    tokenizer.save_pretrained(tmp_path)
-    return tmp_path
+    return save_tiny_model(tmp_path, smollm2_dir, config_class, head_dim=16, **fields)
 
 
 def plain_greedy(backend: HFBackend, prompt: str, max_new_tokens: int) -> str:

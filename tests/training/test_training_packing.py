@@ -241,11 +241,9 @@ def test_packed_attention_refuses_what_it_does_not_implement() -> None:
     layer = torch.nn.Module()
     args = (layer, query, key, value, None)
     packed_attention(*args, packed_segments=segments, sliding_window=34)  # no example is longer
-    with pytest.raises(
-        MathsftError, match=r"sliding window of 16 \(an example has 34 tokens\).*packing=false"
-    ):
+    with pytest.raises(MathsftError, match=r"sliding window of 16 \(34 positions here\).*packing=false"):
         packed_attention(*args, packed_segments=segments, sliding_window=16)
-    with pytest.raises(MathsftError, match="soft-capped scores"):
+    with pytest.raises(MathsftError, match="soft-capped attention scores"):
         packed_attention(*args, packed_segments=segments, softcap=50.0)
 
 
