@@ -34,21 +34,26 @@ R1_ZERO_PREAMBLE = (
 
 @dataclass(frozen=True)
 class PromptTemplate:
-    """``user`` holds the placeholder ``{problem}``; ``fewshot`` > 0 prepends worked exemplars."""
+    """``user`` holds the placeholder ``{problem}``; ``fewshot`` > 0 prepends worked exemplars. ``stop``:
+    strings every run with the template stops at, on top of the run's own (raw-text k-shot prompts go on
+    to write the next "Question:", whose answer would be graded)."""
 
     name: str
     user: str
     system: str | None = None
     chat: bool = True
     fewshot: int = 0
+    stop: tuple[str, ...] = ()
 
     def render(self, problem: str) -> str:
         # str.replace, not str.format: templates contain literal braces (\\boxed{})
         return self.user.replace("{problem}", problem)
 
     def digest(self) -> str:
-        """Identifies the template's text, so eval can warn when it differs from what SFT trained on."""
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        """Identifies the template's text, so eval can warn when it differs from what SFT trained on
+        (the stop strings are not text the model sees)."""
+        fields = {k: v for k, v in asdict(self).items() if k != "stop"}
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
 TEMPLATES: dict[str, PromptTemplate] = {
@@ -63,7 +68,7 @@ TEMPLATES: dict[str, PromptTemplate] = {
             "r1-zero", user=R1_ZERO_PREAMBLE + "\nUser: {problem}\nAssistant: <think>", chat=False
         ),
         # Wei et al. chain-of-thought for GSM8K: 8 worked exemplars, then the question
-        PromptTemplate("gsm8k-8shot", user="Question: {problem}\nAnswer:", fewshot=8),
+        PromptTemplate("gsm8k-8shot", user="Question: {problem}\nAnswer:", fewshot=8, stop=("Question:",)),
         PromptTemplate("plain", user="{problem}"),
     )
 }
@@ -154,7 +159,10 @@ def _template_from_file(path: Path) -> PromptTemplate:
         raise MathsftError(f"{path}: unknown template field(s) {unknown}; known: {sorted(known)}")
     if "{problem}" not in str(fields["user"]):
         raise MathsftError(f"{path}: field 'user' must contain the placeholder {{problem}}")
-    return PromptTemplate(name=str(path), **fields)
+    stop = fields.get("stop", [])
+    if not isinstance(stop, list) or not all(isinstance(s, str) and s for s in stop):
+        raise MathsftError(f"{path}: field 'stop' must be a list of non-empty strings, got {stop!r}")
+    return PromptTemplate(name=str(path), **(fields | {"stop": tuple(stop)}))
 
 
 def fewshot_exemplars(

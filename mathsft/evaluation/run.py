@@ -247,7 +247,7 @@ def run_eval(
         temperature=cfg.temperature,
         top_p=cfg.top_p,
         top_k=cfg.top_k,
-        stop=tuple(cfg.stop),
+        stop=tuple(dict.fromkeys([*get_template(cfg.prompt).stop, *cfg.stop])),
         seed=cfg.seed,
     )
     generated_tokens, gen_seconds = 0, 0.0

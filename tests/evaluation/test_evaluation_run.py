@@ -32,10 +32,12 @@ class Scripted:
         self.answers = answers
         self.crash_after = crash_after
         self.seen: list[str] = []
+        self.params: SamplingParams | None = None
 
     def generate(
         self, requests: Sequence[Request], params: SamplingParams, on_result: ResultCallback | None = None
     ) -> list[list[Completion]]:
+        self.params = params
         out = []
         for i, request in enumerate(requests):
             if self.crash_after is not None and len(self.seen) == self.crash_after:
@@ -113,6 +115,14 @@ def test_pass_at_k_and_majority(tmp_path: Path) -> None:
     assert printed[1].startswith("pass@1=0.5000 95% CI [") and printed[-1].startswith("maj@3=0.7500 95% CI [")
     assert summary["format_rate"] == pytest.approx(9 / 12)
     assert summary["truncation_rate"] == pytest.approx(3 / 12)
+
+
+def test_a_kshot_template_stops_before_the_next_question(tmp_path: Path) -> None:
+    """Raw-text 8-shot goes on to write the next "Question:"; its answer must not be graded."""
+    backend = Scripted(ANSWERS)
+    summary = run_eval(_cfg(tmp_path, prompt="gsm8k-8shot", stop=["\n\n\n"]), PROBLEMS, backend=backend)
+    assert backend.params.stop == ("Question:", "\n\n\n")
+    assert summary["sampling"]["stop"] == ["Question:", "\n\n\n"]
 
 
 def test_a_crashed_run_resumes_without_regenerating(tmp_path: Path) -> None:
