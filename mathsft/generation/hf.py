@@ -36,7 +36,7 @@ import inspect
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,8 +78,14 @@ class _PackedLinear(nn.Module):
     def __init__(self, linear: nn.Linear, batch_hint: int) -> None:
         super().__init__()
         self.out_features = linear.out_features
+        self.batch_hint = batch_hint
+        self.dtype = linear.weight.dtype
         self.packed = torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach(), batch_hint)
         self.bias = None if linear.bias is None else linear.bias.detach()
+
+    def repack(self, weight: torch.Tensor) -> None:
+        """Pack new weights in place of the old ones (same shape), e.g. after an optimizer step."""
+        self.packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach().to(self.dtype), self.batch_hint)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.reshape(-1, x.shape[-1])
@@ -295,6 +301,7 @@ class HFBackend:
         self.skip_special_tokens = skip_special_tokens
         self.tokenizer = load_tokenizer(model, padding_side="left")
         self.model = load_model(model, dtype=self.dtype, device=self.device)
+        self.tied_embeddings = bool(getattr(self.model.config.get_text_config(), "tie_word_embeddings", False))
         self.packed_linears = 0
         if pack_weights and self.device == "cpu":
             self.packed_linears = pack_linears(self.model, batch_size)
@@ -327,6 +334,33 @@ class HFBackend:
 
     def __repr__(self) -> str:
         return f"HFBackend(model={self.model_name!r}, dtype={self.dtype!r}, device={self.device!r})"
+
+    def load_weights(self, state_dict_items: Iterable[tuple[str, torch.Tensor]]) -> None:
+        """Replace the model's weights with HF-named tensors, e.g. a policy's after each RL step (the same
+        call as ``VLLMBackend.load_weights``): parameters are copied in (cast to the backend's dtype) and
+        pre-packed linears are packed again. A name the model does not have is an error, not a skip."""
+        if self.model is None:
+            raise MathsftError("hf backend: load_weights() after close()")
+        modules = dict(self.model.named_modules())
+        params = dict(self.model.named_parameters(remove_duplicate=False))
+        seen: set[str] = set()
+        with torch.no_grad():
+            for name, tensor in state_dict_items:
+                owner, _, leaf = name.rpartition(".")
+                module = modules.get(owner)
+                if isinstance(module, _PackedLinear) and leaf == "weight":
+                    module.repack(tensor.to(self.device))
+                elif isinstance(module, _PackedLinear) and leaf == "bias" and module.bias is not None:
+                    module.bias = tensor.detach().to(self.device, module.bias.dtype)
+                elif name in params:
+                    params[name].copy_(tensor)
+                else:
+                    raise MathsftError(f"hf backend: load_weights got {name!r}, which the model does not have")
+                seen.add(name)
+        # a tied head packed on its own follows the embedding when only the embedding was sent
+        head = self.model.get_output_embeddings()
+        if isinstance(head, _PackedLinear) and "lm_head.weight" not in seen and self.tied_embeddings:
+            head.repack(self.model.get_input_embeddings().weight)
 
     def close(self) -> None:
         """Drop the model so its memory can be reclaimed."""

@@ -349,3 +349,28 @@ def test_the_backends_model_stays_causal_and_padded_when_called_directly(tiny_mo
             ours, theirs = backend.model(**inputs).logits, reference(**inputs).logits
             real = inputs["attention_mask"].bool()
             assert torch.allclose(ours[real], theirs[real], atol=1e-4)
+
+
+def test_load_weights_makes_the_backend_generate_as_the_new_weights_do(tiny_model_dir: Path) -> None:
+    """An RL policy's weights sent after a step (packed linears repacked, tied head followed): the text is
+    what a backend loaded from those weights writes."""
+    from transformers import AutoModelForCausalLM
+
+    other = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for param in other.parameters():
+            param.add_(torch.randn_like(param) * 0.5)
+    live = HFBackend(str(tiny_model_dir), batch_size=2)
+    before = texts(live.generate([Request(p) for p in PROMPTS], GREEDY))
+    live.load_weights(other.state_dict().items())
+    after = texts(live.generate([Request(p) for p in PROMPTS], GREEDY))
+    fresh = HFBackend(str(tiny_model_dir), batch_size=2, pack_weights=False)
+    fresh.model.load_state_dict(other.state_dict())
+    assert after == texts(fresh.generate([Request(p) for p in PROMPTS], GREEDY))
+    assert after != before
+    original = AutoModelForCausalLM.from_pretrained(tiny_model_dir).state_dict()
+    live.load_weights((k, v) for k, v in original.items() if k != "lm_head.weight")
+    assert texts(live.generate([Request(p) for p in PROMPTS], GREEDY)) == before  # tied head followed
+    with pytest.raises(MathsftError, match="does not have"):
+        live.load_weights([("model.layers.9.mlp.up_proj.weight", torch.zeros(1))])
