@@ -301,7 +301,9 @@ class HFBackend:
         self.skip_special_tokens = skip_special_tokens
         self.tokenizer = load_tokenizer(model, padding_side="left")
         self.model = load_model(model, dtype=self.dtype, device=self.device)
-        self.tied_embeddings = bool(getattr(self.model.config.get_text_config(), "tie_word_embeddings", False))
+        self.tied_embeddings = bool(
+            getattr(self.model.config.get_text_config(), "tie_word_embeddings", False)
+        )
         self.packed_linears = 0
         if pack_weights and self.device == "cpu":
             self.packed_linears = pack_linears(self.model, batch_size)
@@ -355,7 +357,9 @@ class HFBackend:
                 elif name in params:
                     params[name].copy_(tensor)
                 else:
-                    raise MathsftError(f"hf backend: load_weights got {name!r}, which the model does not have")
+                    raise MathsftError(
+                        f"hf backend: load_weights got {name!r}, which the model does not have"
+                    )
                 seen.add(name)
         # a tied head packed on its own follows the embedding when only the embedding was sent
         head = self.model.get_output_embeddings()
