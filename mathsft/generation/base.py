@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from mathsft.errors import MathsftError
+
 Prompt = str | list[dict[str, str]]
 """Raw text (sent as is) or chat messages (rendered with the model's chat template)."""
 
@@ -22,6 +24,9 @@ class SamplingParams:
     top_k: int = 0  # 0 = off
     stop: tuple[str, ...] = ()
     seed: int = 0
+    # the calculator tool (``generation/calculator.py``): after the model writes ``<<48/2=`` the backend
+    # inserts ``24>>`` and generation goes on. The hf backend runs it; the others refuse it.
+    calculator: bool = False
 
     @property
     def greedy(self) -> bool:
@@ -47,6 +52,15 @@ class Completion:
     reasoning: str | None = None  # separate reasoning channel (DeepSeek's reasoning_content)
     latency_s: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def refuse_calculator(backend: str, params: SamplingParams) -> None:
+    """Backends whose engine cannot pause a sequence for the tool say so instead of ignoring it."""
+    if params.calculator:
+        raise MathsftError(
+            f"{backend} backend: the calculator tool runs in the hf backend only (it pauses each sequence "
+            "at '<<expr=' to insert the result); use --backend hf or turn the calculator off"
+        )
 
 
 ResultCallback = Callable[[int, Request, list[Completion]], None]

@@ -49,11 +49,14 @@ from transformers.masking_utils import sdpa_mask
 
 from mathsft.errors import MathsftError
 from mathsft.generation.base import Completion, Request, ResultCallback, SamplingParams
+from mathsft.generation.calculator import MAX_EXPRESSION_CHARS, call_result
 from mathsft.models import beyond_plain_attention, load_model, load_tokenizer
 
 log = logging.getLogger("mathsft.generation.hf")
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
+TOOL_TOKENS = 48  # the most tokens one calculator result can insert (30 digits, sign, point, ">>")
+TOOL_LOOKBACK = MAX_EXPRESSION_CHARS + 8  # tokens decoded to find an open call (a digit is one token)
 
 
 def resolve_device(device: str) -> str:
@@ -241,6 +244,9 @@ class _Row:
     eos_ids: set[int]  # the model's EOS ids and any stop string that is one special token
     started: float = 0.0
     tokens: list[int] = field(default_factory=list)
+    tool: list[bool] = field(default_factory=list)  # per token: inserted by the calculator, not sampled
+    position: int = 0  # tokens of this row in the cache (its next write position)
+    feed: list[int] = field(default_factory=list)  # tokens not yet in the cache, fed at the next step
 
 
 def sample_next(
@@ -429,8 +435,9 @@ class HFBackend:
                 prompt_tokens=len(row.prompt_ids),
                 completion_tokens=len(row.tokens),
                 latency_s=time.perf_counter() - row.started,
-                # every generated id, including the EOS or the tokens that completed a stop string
-                extra={"token_ids": row.tokens},
+                # every generated id, including the EOS or the tokens that completed a stop string, and
+                # which of them the calculator inserted (SFT and RL leave those out of the loss)
+                extra={"token_ids": row.tokens, "tool_mask": row.tool, "tool_calls": _calls(row.tool)},
             )
             remaining[row.request] -= 1
             if remaining[row.request] == 0 and on_result is not None:
@@ -465,37 +472,34 @@ class HFBackend:
         # longest prompts first: similar lengths prefill together and the cache width shrinks over time
         waiting = deque(sorted(rows, key=lambda r: -len(r.prompt_ids)))
         drafts = self.draft_tokens if params.greedy else 0  # drafts are verified exactly only when greedy
-        max_len = max(len(r.prompt_ids) for r in rows) + params.max_new_tokens + drafts
+        # a row's padded step may write up to this many positions past its own (draft or tool tokens)
+        slack = drafts + (TOOL_TOKENS if params.calculator else 0)
+        max_len = max(len(r.prompt_ids) for r in rows) + params.max_new_tokens + slack
         slots = min(self.batch_size, len(rows))
         cache = SlotCache(self.model.config, slots, max_len, self.model.dtype, self.device)
         active: list[_Row] = []
-        positions: list[int] = []  # next write position of each active row (= tokens so far)
-        next_ids: list[int] = []  # the newest token of each row, not yet in the cache
         while waiting or active:
             if waiting and len(active) < slots:
                 begin = len(active)
-                for row, first in self._admit(waiting, slots - begin, cache, begin, params):
-                    active.append(row)
-                    positions.append(len(row.prompt_ids))
-                    next_ids.append(first)
-                self._retire(
-                    active, positions, next_ids, [[t] for t in next_ids[begin:]], cache, params, finish, begin
-                )
+                admitted = self._admit(waiting, slots - begin, cache, begin, params)
+                active += [row for row, _ in admitted]
+                self._retire(active, [[first] for _, first in admitted], cache, params, finish, begin)
                 continue
             proposals = [
                 propose_drafts(
                     r.prompt_ids + r.tokens, min(drafts, params.max_new_tokens - len(r.tokens) - 1)
                 )
-                if drafts
+                if drafts and len(r.feed) == 1
                 else []
                 for r in active
             ]
-            q_len = 1 + max(len(d) for d in proposals)
-            ids = [[t, *d, *[t] * (q_len - 1 - len(d))] for t, d in zip(next_ids, proposals, strict=True)]
-            pos = torch.tensor(positions, device=self.device)[:, None] + torch.arange(
+            inputs = [r.feed + d for r, d in zip(active, proposals, strict=True)]
+            q_len = max(len(x) for x in inputs)
+            ids = [x + [x[-1]] * (q_len - len(x)) for x in inputs]
+            pos = torch.tensor([r.position for r in active], device=self.device)[:, None] + torch.arange(
                 q_len, device=self.device
             )
-            cache.start, cache.write_pos, cache.width = 0, pos, max(positions) + q_len
+            cache.start, cache.write_pos, cache.width = 0, pos, int(pos.max()) + 1
             mask = torch.arange(cache.width, device=self.device)[None, None, :] <= pos[:, :, None]
             logits = self.model(
                 input_ids=torch.tensor(ids, device=self.device),
@@ -504,19 +508,16 @@ class HFBackend:
                 **{self.cache_arg: cache},
                 use_cache=True,
             ).logits
-            if q_len == 1:
-                new = [
-                    [t] for t in sample_next(logits[:, -1], params, [r.generator for r in active]).tolist()
-                ]
+            last = [len(r.feed) - 1 for r in active]  # the position that predicts each row's next token
+            if not any(proposals):
+                picked = logits[torch.arange(len(active)), torch.tensor(last)]
+                new = [[t] for t in sample_next(picked, params, [r.generator for r in active]).tolist()]
             else:  # greedy: keep each draft token while it is the argmax, then the argmax after it
                 targets = logits.argmax(dim=-1).tolist()
-                new = [accept_drafts(d, t) for d, t in zip(proposals, targets, strict=True)]
+                new = [accept_drafts(d, t[k:]) for d, t, k in zip(proposals, targets, last, strict=True)]
                 self.draft_stats["proposed"] += sum(len(d) for d in proposals)
                 self.draft_stats["accepted"] += sum(len(n) - 1 for n in new)
-            for i, tokens in enumerate(new):
-                positions[i] += len(tokens)
-                next_ids[i] = tokens[-1]
-            self._retire(active, positions, next_ids, new, cache, params, finish, 0)
+            self._retire(active, new, cache, params, finish, 0)
 
     def _admit(
         self, waiting: deque[_Row], free: int, cache: SlotCache, start: int, params: SamplingParams
@@ -554,14 +555,13 @@ class HFBackend:
         now = time.perf_counter()
         for row in group:
             row.started = now
+            row.position = len(row.prompt_ids)
         first = sample_next(last, params, [r.generator for r in group]).tolist()
         return list(zip(group, first, strict=True))
 
     def _retire(
         self,
         active: list[_Row],
-        positions: list[int],
-        next_ids: list[int],
         new: list[list[int]],
         cache: SlotCache,
         params: SamplingParams,
@@ -569,15 +569,11 @@ class HFBackend:
         begin: int,
     ) -> None:
         """Record the new tokens of rows ``begin..`` (``new[i - begin]``); finish those that hit EOS, a stop
-        string or the limit (tokens after that point are dropped) and move the last row into the freed slot."""
+        string or the limit and move the last row into the freed slot."""
         i, fresh = begin, list(new)
         while i < len(active):
-            row, done = active[i], None
-            for token in fresh[i - begin]:
-                row.tokens.append(token)
-                done = self._finished(row, token, params)
-                if done is not None:
-                    break
+            row = active[i]
+            done = self._advance(row, fresh[i - begin], params)
             if done is None:
                 i += 1
                 continue
@@ -585,12 +581,41 @@ class HFBackend:
             last = len(active) - 1
             if i != last:  # keep active rows in slots 0..B-1: move the last one into the hole
                 cache.move(last, i)
-                active[i], positions[i], next_ids[i] = active[last], positions[last], next_ids[last]
+                active[i] = active[last]
                 fresh[i - begin] = fresh[last - begin]
             active.pop()
-            positions.pop()
-            next_ids.pop()
             fresh.pop()
+
+    def _advance(self, row: _Row, tokens: list[int], params: SamplingParams) -> tuple[str, str] | None:
+        """Append ``tokens`` (a sampled token, or accepted drafts and the argmax after them) to ``row``: its
+        fed tokens and the drafts before the last new one are now in the cache, the last one is fed next.
+        Returns ``(finish_reason, text)`` when the row ends (tokens after that point are dropped). A
+        calculator call the tokens complete cuts them there and queues the tool's result to be fed too."""
+        forced: list[int] = []
+        kept = 0
+        for token in tokens:
+            row.tokens.append(token)
+            row.tool.append(False)
+            kept += 1
+            done = self._finished(row, token, params)
+            if done is not None:
+                return done
+            forced = self._calculator(row, token) if params.calculator else []
+            if forced:
+                break
+        row.position += len(row.feed) + kept - 1
+        forced = forced[: params.max_new_tokens - len(row.tokens)]
+        row.feed = [row.tokens[-1], *forced]
+        row.tokens += forced
+        row.tool += [True] * len(forced)
+        return self._finished(row, forced[-1], params) if forced else None
+
+    def _calculator(self, row: _Row, token: int) -> list[int]:
+        """The tokens of the calculator's result when ``token`` closes a call (``<<48/2=``), else []."""
+        if not self._decode([token]).endswith("="):
+            return []
+        result = call_result(self._decode(row.tokens[-TOOL_LOOKBACK:]))
+        return [] if result is None else self.tokenizer(result, add_special_tokens=False)["input_ids"]
 
     def _finished(self, row: _Row, token: int, params: SamplingParams) -> tuple[str, str] | None:
         """``(finish_reason, text)`` once ``token`` (just appended) ends the row, else None."""
@@ -614,6 +639,11 @@ class HFBackend:
 
     def _decode(self, tokens: list[int]) -> str:
         return self.tokenizer.decode(tokens, skip_special_tokens=self.skip_special_tokens)
+
+
+def _calls(tool: list[bool]) -> int:
+    """How many calculator results a row holds (runs of inserted tokens)."""
+    return sum(1 for i, inserted in enumerate(tool) if inserted and (i == 0 or not tool[i - 1]))
 
 
 def _first_stop(text: str, stops: Sequence[str]) -> int | None:

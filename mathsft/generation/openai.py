@@ -43,7 +43,7 @@ from typing import Any, Literal
 import httpx
 
 from mathsft.errors import MathsftError
-from mathsft.generation.base import Completion, Request, ResultCallback, SamplingParams
+from mathsft.generation.base import Completion, Request, ResultCallback, SamplingParams, refuse_calculator
 
 log = logging.getLogger("mathsft.generation.openai")
 
@@ -213,6 +213,7 @@ class OpenAIBackend:
         on_result: ResultCallback | None = None,
     ) -> list[list[Completion]]:
         """Complete every request concurrently; ``on_result`` fires (on this thread's loop) as each finishes."""
+        refuse_calculator("openai", params)
         for request in requests:
             if self.endpoint == "completions" and not isinstance(request.prompt, str):
                 raise MathsftError(

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from mathsft.errors import MathsftError
-from mathsft.generation.base import Completion, Request, ResultCallback, SamplingParams
+from mathsft.generation.base import Completion, Request, ResultCallback, SamplingParams, refuse_calculator
 from mathsft.models import resolve_model
 from mathsft.workers import Worker, WorkerExited
 
@@ -236,6 +236,7 @@ class VLLMBackend:
         on_result: ResultCallback | None = None,
     ) -> list[list[Completion]]:
         """Results in request order; ``on_result`` fires as each engine call (or replica's share) returns."""
+        refuse_calculator("vllm", params)
         if not self.replicas:
             if self.llm is None:
                 raise MathsftError("vllm backend: generate() after close()")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from conftest import save_tiny_model
@@ -374,3 +375,89 @@ def test_load_weights_makes_the_backend_generate_as_the_new_weights_do(tiny_mode
     assert texts(live.generate([Request(p) for p in PROMPTS], GREEDY)) == before  # tied head followed
     with pytest.raises(MathsftError, match="does not have"):
         live.load_weights([("model.layers.9.mlp.up_proj.weight", torch.zeros(1))])
+
+
+class _Scripted:
+    """The backend's model, made to write ``script`` (token ids by absolute position) where it holds one:
+    a logit bonus on the scripted token at the position before. Elsewhere the model writes its own text."""
+
+    def __init__(self, model: Any, script: dict[int, int]) -> None:
+        self.inner, self.script = model, script
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def __call__(self, **kwargs: Any) -> Any:
+        out = self.inner(**kwargs)
+        keep = kwargs.get("logits_to_keep")
+        if isinstance(keep, torch.Tensor):  # prefill: the same kept columns in every row
+            positions = keep[None, :].expand(out.logits.shape[0], -1)
+        else:
+            positions = kwargs["position_ids"][:, -out.logits.shape[1] :]
+        for (row, col), position in np.ndenumerate(positions.cpu().numpy()):
+            if position + 1 in self.script:
+                out.logits[row, col, self.script[position + 1]] += 1e4
+        return out
+
+
+def _with_calculator_reference(model: _Scripted, tokenizer: Any, prompt: str, limit: int) -> list[int]:
+    """Greedy decoding without a cache, the tool applied by hand: what the backend must write."""
+    from mathsft.generation.calculator import call_result
+
+    ids = tokenizer(prompt)["input_ids"]
+    tokens: list[int] = []
+    while len(tokens) < limit:
+        full = torch.tensor([ids + tokens])
+        with torch.inference_mode():
+            logits = model(input_ids=full, position_ids=torch.arange(full.shape[1])[None]).logits
+        token = int(logits[0, -1].argmax())
+        tokens.append(token)
+        if token == tokenizer.eos_token_id:
+            break
+        result = call_result(tokenizer.decode(tokens)) if tokenizer.decode([token]).endswith("=") else None
+        if result is not None:
+            tokens += tokenizer(result, add_special_tokens=False)["input_ids"][: limit - len(tokens)]
+    return tokens
+
+
+def test_calculator_inserts_results_and_generation_goes_on_from_them(tiny_model_dir: Path) -> None:
+    """Rows reach '<<17*3=' at different steps in one batch; each gets '51>>' and then writes what a
+    cache-free greedy loop writes after it; the inserted tokens are marked and counted."""
+    backend = HFBackend(str(tiny_model_dir), batch_size=3)
+    tokenizer = backend.tokenizer
+    call = tokenizer(" so <<17*3=", add_special_tokens=False)["input_ids"]
+    script = {30 + i: t for i, t in enumerate(call)}  # the call starts at position 30 in every row
+    backend.model = _Scripted(backend.model, script)
+    params = SamplingParams(max_new_tokens=40, calculator=True)
+    results = backend.generate([Request(p) for p in PROMPTS[:4]], params)
+    result_ids = tokenizer("51>>", add_special_tokens=False)["input_ids"]
+    for prompt, (completion,) in zip(PROMPTS[:4], results, strict=True):
+        expected = _with_calculator_reference(backend.model, tokenizer, prompt, params.max_new_tokens)
+        assert completion.extra["token_ids"] == expected
+        assert "<<17*3=51>>" in completion.text
+        mask = completion.extra["tool_mask"]
+        assert [t for t, m in zip(expected, mask, strict=True) if m] == result_ids
+        assert completion.extra["tool_calls"] == 1
+    off = backend.generate([Request(PROMPTS[0])], SamplingParams(max_new_tokens=40))[0][0]
+    assert "<<17*3=51>>" not in off.text and not any(off.extra["tool_mask"])
+
+
+def test_calculator_result_cut_at_the_token_limit(tiny_model_dir: Path) -> None:
+    backend = HFBackend(str(tiny_model_dir), batch_size=2)
+    prompt_len = len(backend.tokenizer(PROMPTS[0])["input_ids"])
+    call = backend.tokenizer("<<1000*1000=", add_special_tokens=False)["input_ids"]
+    backend.model = _Scripted(backend.model, {prompt_len + i: t for i, t in enumerate(call)})
+    limit = len(call) + 3  # room for 3 of the result's 9 tokens
+    (completion,) = backend.generate(
+        [Request(PROMPTS[0])], SamplingParams(max_new_tokens=limit, calculator=True)
+    )[0]
+    assert completion.finish_reason == "length" and completion.completion_tokens == limit
+    assert completion.text.endswith("<<1000*1000=100")
+
+
+def test_other_backends_refuse_the_calculator() -> None:
+    from mathsft.generation.base import refuse_calculator
+
+    with pytest.raises(MathsftError, match="hf backend only"):
+        refuse_calculator("openai", SamplingParams(calculator=True))
+    refuse_calculator("openai", SamplingParams())
