@@ -15,7 +15,6 @@ from mathsft.data.io import Record
 from mathsft.data.schema import Problem, SFTExample
 from mathsft.errors import MathsftError
 
-_CALCULATOR = re.compile(r"<<[^<>]*>>")
 _LEVEL = re.compile(r"Level (\d+|\?)")
 _ROLES = ("system", "user", "assistant")
 
@@ -86,8 +85,9 @@ class GSM8K(Adapter):
          "answer": "It takes 2/2=<<2/2=1>>1 bolt of white fiber\\nSo the total amount of fabric is
                     2+1=<<2+1=3>>3 bolts of fabric\\n#### 3"}
 
-    Gold is the text after ``####`` without commas; the solution drops the ``<<2/2=1>>`` calculator
-    annotations and the ``#### 3`` line.
+    Gold is the text after ``####`` without commas; the solution drops the ``#### 3`` line and keeps the
+    ``<<2/2=1>>`` calculator annotations: SFT with the calculator tool trains on them, everything else
+    renders the solution without them (``mathsft.generation.calculator.strip_calls``).
     """
 
     name = "gsm8k"
@@ -103,8 +103,7 @@ class GSM8K(Adapter):
         gold = gold.strip().replace(",", "")
         if not gold:
             raise record.error("answer", "the final answer after '####' is empty")
-        solution = _CALCULATOR.sub("", reasoning).strip()
-        return Problem(f"gsm8k/{split}/{index}", question, gold, solution, "gsm8k", {"split": split})
+        return Problem(f"gsm8k/{split}/{index}", question, gold, reasoning.strip(), "gsm8k", {"split": split})
 
 
 class MATH500(Adapter):

@@ -39,6 +39,9 @@ class EvalConfig(StrictModel):
     max_new_tokens: int = Field(default=512, ge=1)
     stop: list[str] = Field(default_factory=list)
     seed: int = 0
+    # the calculator tool (hf backend): '<<48/2=' gets '24>>' inserted; for models trained on GSM8K's
+    # annotations (train calculator=true). Recorded in summary.json: a score with the tool is not one without
+    calculator: bool = False
 
     # grading and statistics
     grader_profile: Literal["strict", "lenient"] = "lenient"

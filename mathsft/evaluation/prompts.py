@@ -18,6 +18,7 @@ import yaml
 from mathsft.data.schema import Problem
 from mathsft.errors import MathsftError
 from mathsft.generation.base import Prompt
+from mathsft.generation.calculator import normalize_calls, strip_calls
 
 QWEN_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 NEMO_INSTRUCTION = (
@@ -181,7 +182,10 @@ def fewshot_exemplars(
     pool = [p for p in train if p.problem not in (exclude or set()) and p.solution]
     if len(pool) < k:
         raise MathsftError(f"{k}-shot needs {k} train problems with solutions, found {len(pool)}")
-    return [(p.problem, f"{p.solution.strip()}\nThe answer is {p.answer}.") for p in subsample(pool, k, seed)]
+    return [
+        (p.problem, f"{strip_calls(p.solution).strip()}\nThe answer is {p.answer}.")
+        for p in subsample(pool, k, seed)
+    ]
 
 
 def build_prompt(
@@ -215,10 +219,11 @@ def build_prompt(
 _BOXED = re.compile(r"\\(boxed|fbox)\s*[{ ]")
 
 
-def reference_response(problem: Problem) -> str:
+def reference_response(problem: Problem, calculator: bool = False) -> str:
     """The SFT target for a problem with a reference solution: the reasoning, ending with the answer in
-    ``\\boxed{}`` (added when the solution does not box it already, e.g. GSM8K's)."""
-    solution = problem.solution.strip()
+    ``\\boxed{}`` (added when the solution does not box it already, e.g. GSM8K's). Calculator annotations
+    (GSM8K's ``<<48/2=24>>``) stay, in the tool's own result format, only for a model trained to call it."""
+    solution = (normalize_calls if calculator else strip_calls)(problem.solution).strip()
     if not solution:
         raise MathsftError(f"problem {problem.id} has no reference solution to train on")
     if _BOXED.search(solution):

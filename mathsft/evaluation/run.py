@@ -40,7 +40,7 @@ from mathsft.generation.base import Backend, Completion, Request, SamplingParams
 _IDENTITY_KEYS = (
     "model", "dataset", "data_path", "split", "data_config", "backend", "prompt", "system", "chat",
     "fewshot_path", "samples", "temperature", "top_p", "top_k", "max_new_tokens", "stop", "seed",
-    "grader_profile", "extract_style", "dtype",
+    "grader_profile", "extract_style", "dtype", "calculator",
 )  # fmt: skip
 
 
@@ -96,6 +96,7 @@ def grade_row(
                 "reason": g.reason,
                 "finish_reason": c.finish_reason,
                 "completion_tokens": c.completion_tokens,
+                **({"tool_calls": c.extra["tool_calls"]} if "tool_calls" in c.extra else {}),
             }
         )
     winner, _ = majority_vote(
@@ -133,6 +134,8 @@ def summarize(cfg: EvalConfig, rows: list[dict[str, Any]]) -> dict[str, Any]:
         "mean_response_tokens": _mean([s["completion_tokens"] for s in samples]),
         "samples_per_problem": cfg.samples,
     }
+    if any("tool_calls" in s for s in samples):
+        summary["mean_tool_calls"] = _mean([s.get("tool_calls", 0) for s in samples])
     if k_samples > 1:
         # Every accuracy gets its CI: problems are resampled over their per-problem unbiased pass@k
         # estimates, and over their majority-vote correctness.
@@ -177,7 +180,9 @@ def _check_resume(cfg: EvalConfig, out: Path) -> None:
         return
     old = yaml.safe_load(previous.read_text(encoding="utf-8")) or {}
     new = cfg.model_dump(mode="json")
-    changed = [k for k in _IDENTITY_KEYS if old.get(k) != new.get(k)]
+    # a key an older config does not name had its default then
+    defaults = {k: EvalConfig.model_fields[k].default for k in _IDENTITY_KEYS}
+    changed = [k for k in _IDENTITY_KEYS if old.get(k, defaults[k]) != new.get(k)]
     if changed:
         details = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
         raise MathsftError(
@@ -249,6 +254,7 @@ def run_eval(
         top_k=cfg.top_k,
         stop=tuple(dict.fromkeys([*get_template(cfg.prompt).stop, *cfg.stop])),
         seed=cfg.seed,
+        calculator=cfg.calculator,
     )
     generated_tokens, gen_seconds = 0, 0.0
     if pending:
@@ -296,6 +302,7 @@ def run_eval(
         "generation_s": gen_seconds,
         "prompt_template": cfg.prompt,
         "prompt_template_hash": get_template(cfg.prompt).digest(),
+        "calculator": cfg.calculator,
         "sampling": params.__dict__ | {"stop": list(params.stop), "n": cfg.samples},
         "grader_profile": cfg.grader_profile,
         "backend": cfg.backend,
@@ -339,6 +346,7 @@ def summary_line(s: dict[str, Any]) -> str:
         f"temperature={sampling['temperature']} metric={s['metric']} score={s['accuracy']:.4f} "
         f"({s['correct_count']}/{s['n']}) 95% CI [{lo:.3f}, {hi:.3f}] format_rate={s['format_rate']:.3f} "
         f"truncated={s['truncation_rate']:.3f} tokens/s={s['tokens_per_s']:.1f}"
+        + (" calculator=on" if s.get("calculator") else "")
     )
     for name, label in (("pass_at_k", "pass"), ("maj_at_k", "maj")):
         for k, value in s.get(name, {}).items():

@@ -110,6 +110,15 @@ class ExperimentConfig(StrictModel):
             raise ValueError("a sweep validates every arm during training: set data.val_size or data.val")
         return self
 
+    @model_validator(mode="after")
+    def _one_calculator(self) -> ExperimentConfig:
+        if self.train.calculator and not self.eval.calculator:
+            raise ValueError(
+                "the experiment's calculator switch is eval.calculator (SFT then trains on the annotated "
+                "solutions, and every eval uses the tool): set eval.calculator=true, not train.calculator"
+            )
+        return self
+
     @property
     def out_dir(self) -> Path:
         return Path(self.out or Path("runs") / self.name)

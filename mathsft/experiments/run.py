@@ -191,7 +191,7 @@ def training_examples(cfg: ExperimentConfig, prepared: Prepared, out: Path) -> l
         return list(prepared.train)  # type: ignore[arg-type]
     from mathsft.training import problems_to_examples
 
-    return problems_to_examples(prepared.train, cfg.eval.prompt)  # type: ignore[arg-type]
+    return problems_to_examples(prepared.train, cfg.eval.prompt, cfg.eval.calculator)  # type: ignore[arg-type]
 
 
 def teacher_traces(cfg: ExperimentConfig, problems: list[Problem], out: Path) -> list[SFTExample]:
@@ -214,7 +214,9 @@ def finetune(cfg: ExperimentConfig, examples: list[SFTExample], val: list[Proble
     if not train_done(out):
         from mathsft.training import train
 
-        train_cfg = cfg.train.model_copy(update={"model": cfg.model, "out": str(out)})
+        # eval.calculator is the experiment's switch: SFT on the annotated solutions, validation with the tool
+        update = {"model": cfg.model, "out": str(out), "calculator": cfg.eval.calculator}
+        train_cfg = cfg.train.model_copy(update=update)
         train(train_cfg, examples=examples, val_problems=val or None)
     return out / "checkpoints" / "final"
 

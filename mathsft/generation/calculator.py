@@ -178,4 +178,4 @@ def normalize_calls(text: str) -> str:
 
 def strip_calls(text: str) -> str:
     """The text without its calculator annotations (``48/2 = 24 clips``), for models trained without it."""
-    return re.sub(r"<<[^<>]*>>", "", text)
+    return _CALL.sub("", text)

@@ -50,6 +50,9 @@ class TracesConfig(StrictModel):
     top_p: float = Field(default=1.0, gt=0, le=1)
     top_k: int = Field(default=0, ge=0)
     max_tokens: int = Field(default=1024, ge=1)
+    # the calculator tool (hf backend): a student trained on the annotations writing its own traces
+    # (expert iteration); the kept traces carry the calls, which SFT with calculator=true masks
+    calculator: bool = False
 
     # grading and selection
     grader_profile: Literal["strict", "lenient"] = "lenient"

@@ -85,6 +85,7 @@ def provenance(cfg: TracesConfig, problems_hash: str) -> dict[str, Any]:
             "top_k": cfg.top_k,
             "max_tokens": cfg.max_tokens,
             "seed": cfg.seed,
+            **({"calculator": True} if cfg.calculator else {}),
         },
         "prompt_template": cfg.prompt,
         "grader": {"profile": cfg.grader_profile, "version": grader_version()},
@@ -373,6 +374,7 @@ def run_traces(
                 top_p=cfg.top_p,
                 top_k=cfg.top_k,
                 seed=cfg.seed,
+                calculator=cfg.calculator,
             )
             try:
                 teacher.generate(requests, params, on_result=on_result)

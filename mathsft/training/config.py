@@ -73,6 +73,9 @@ class TrainConfig(StrictModel):
     mask: Literal["completion", "assistant_with_header", "all"] = "completion"
     packing: bool = True  # padding-free: one row per micro-batch, positions restart per example
     prompt: str = "qwen-boxed"  # prompt template for problems (training targets and validation)
+    # the calculator tool: train on GSM8K's '<<48/2=24>>' annotations with the tool's results left out of the
+    # loss, and validate with the tool on (mathsft.generation.calculator)
+    calculator: bool = False
 
     # numerics and memory
     dtype: Literal["fp32", "bf16"] = "fp32"  # bf16 = autocast (weights and optimizer state stay fp32)

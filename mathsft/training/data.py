@@ -9,9 +9,11 @@ from mathsft.evaluation.prompts import build_prompt, reference_response
 from mathsft.training.config import TrainConfig
 
 
-def problems_to_examples(problems: list[Problem], template: str = "qwen-boxed") -> list[SFTExample]:
+def problems_to_examples(
+    problems: list[Problem], template: str = "qwen-boxed", calculator: bool = False
+) -> list[SFTExample]:
     """The eval prompt of each problem (``build_prompt``) + its reference solution as the assistant turn,
-    so training and eval prompts cannot drift apart."""
+    so training and eval prompts cannot drift apart; with ``calculator`` the solution keeps its calls."""
     examples = []
     for p in problems:
         prompt = build_prompt(p, template)
@@ -20,7 +22,7 @@ def problems_to_examples(problems: list[Problem], template: str = "qwen-boxed") 
                 f"prompt template {template!r} renders raw text, not chat turns; SFT needs a chat template "
                 "(e.g. qwen-boxed)"
             )
-        messages = [*prompt, {"role": "assistant", "content": reference_response(p)}]
+        messages = [*prompt, {"role": "assistant", "content": reference_response(p, calculator)}]
         examples.append(
             SFTExample(id=p.id, messages=messages, source=p.source, meta={"answer": p.answer, **p.meta})
         )
@@ -33,7 +35,7 @@ def load_training_examples(cfg: TrainConfig) -> list[SFTExample]:
     if get_adapter(cfg.dataset).gives_sft:
         return load_sft_examples(cfg.dataset, cfg.data, limit=cfg.limit, seed=cfg.seed)
     problems = load_problems(cfg.dataset, cfg.data, split="train", limit=cfg.limit, seed=cfg.seed)
-    return problems_to_examples(problems, cfg.prompt)
+    return problems_to_examples(problems, cfg.prompt, cfg.calculator)
 
 
 def load_val_problems(cfg: TrainConfig) -> list[Problem] | None:

@@ -305,7 +305,9 @@ def _train(
         raise MathsftError("no training examples")
 
     tokenizer = load_tokenizer(cfg.model, padding_side="right")
-    items, stats, cache_key = tokenize_cached(tokenizer, examples, cfg.max_length, cfg.mask, cfg.overlong)
+    items, stats, cache_key = tokenize_cached(
+        tokenizer, examples, cfg.max_length, cfg.mask, cfg.overlong, cfg.calculator
+    )
     if not items:
         raise MathsftError(
             f"every example is longer than max_length={cfg.max_length} ({stats.dropped_overlong} dropped, "
@@ -314,8 +316,9 @@ def _train(
     val_rows: list[Tokenized] = []
     if val_problems:
         with_solution = [p for p in val_problems if p.solution.strip()]
+        val_examples = problems_to_examples(with_solution, cfg.prompt, cfg.calculator)
         val_rows, _, _ = tokenize_cached(
-            tokenizer, problems_to_examples(with_solution, cfg.prompt), cfg.max_length, cfg.mask, "truncate"
+            tokenizer, val_examples, cfg.max_length, cfg.mask, "truncate", cfg.calculator
         )
     total = total_steps(cfg, len(items))
     setup = build(cfg, total, dist)

@@ -6,6 +6,10 @@ model sees at inference), the full conversation must start with that text follow
 an end-of-turn token. The prompt and the response are tokenized separately, as at inference the prompt
 is tokenized and the response is generated token by token. The end-of-turn token is always supervised:
 a model that never learns to emit it never stops.
+
+With ``calculator=True`` the results the calculator tool inserts at generation (``24>>`` in
+``<<48/2=24>>``) are tokenized on their own, as the tool inserts them, and are not supervised: the model
+learns to write the call and to use its result, not to compute it.
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ import numpy as np
 
 from mathsft.data.schema import SFTExample, content_hash
 from mathsft.errors import DataError
+from mathsft.generation.calculator import result_spans
 
 Mask = Literal["completion", "assistant_with_header", "all"]
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass
@@ -115,12 +120,34 @@ def render(tokenizer: Any, example: SFTExample) -> Rendered:
     return Rendered(context, prompt[len(context) :], response, eot, after[len(eot) :])
 
 
-def tokenize_example(tokenizer: Any, example: SFTExample, mask: Mask = "completion") -> Tokenized:
+def _encode(tokenizer: Any, text: str) -> list[int]:
+    return tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+
+
+def response_tokens(tokenizer: Any, response: str, calculator: bool = False) -> tuple[list[int], list[bool]]:
+    """The response's token ids, and which are the model's to predict: all of them, or with the calculator
+    all but the tool's results, each tokenized apart as the tool inserts it."""
+    if not calculator:
+        ids = _encode(tokenizer, response)
+        return ids, [True] * len(ids)
+    ids, own, cut = [], [], 0
+    for start, end in [*result_spans(response), (len(response), len(response))]:
+        for text, supervised in ((response[cut:start], True), (response[start:end], False)):
+            piece = _encode(tokenizer, text)
+            ids += piece
+            own += [supervised] * len(piece)
+        cut = end
+    return ids, own
+
+
+def tokenize_example(
+    tokenizer: Any, example: SFTExample, mask: Mask = "completion", calculator: bool = False
+) -> Tokenized:
     """Token ids and the loss mask of one example (see the module docstring)."""
     parts = render(tokenizer, example)
 
     def enc(text: str) -> list[int]:
-        return tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+        return _encode(tokenizer, text)
 
     prompt_ids = enc(parts.context + parts.header)
     context_ids = enc(parts.context)
@@ -130,7 +157,7 @@ def tokenize_example(tokenizer: Any, example: SFTExample, mask: Mask = "completi
             "use mask=completion"
         )
     eot_ids = enc(parts.end_of_turn)
-    response_ids = enc(parts.response)
+    response_ids, own = response_tokens(tokenizer, parts.response, calculator)
     tail_ids = enc(parts.tail)
     ids = prompt_ids + response_ids + eot_ids + tail_ids
     supervised = np.zeros(len(ids), dtype=bool)
@@ -139,6 +166,8 @@ def tokenize_example(tokenizer: Any, example: SFTExample, mask: Mask = "completi
     else:
         start = len(context_ids) if mask == "assistant_with_header" else len(prompt_ids)
         supervised[start : len(prompt_ids) + len(response_ids) + len(eot_ids)] = True
+    tool = len(prompt_ids) + np.flatnonzero(~np.asarray(own, dtype=bool))
+    supervised[tool] = False
     supervised[0] = False  # nothing predicts the first token
     return Tokenized(np.asarray(ids, dtype=np.int64), supervised, example.id)
 
@@ -149,12 +178,13 @@ def tokenize_examples(
     max_length: int,
     mask: Mask = "completion",
     overlong: Literal["drop", "truncate"] = "drop",
+    calculator: bool = False,
 ) -> tuple[list[Tokenized], TokenizeStats]:
     """Tokenize every example, dropping or truncating those longer than ``max_length`` (counted, never silent)."""
     stats = TokenizeStats(examples=len(examples))
     out: list[Tokenized] = []
     for example in examples:
-        item = tokenize_example(tokenizer, example, mask)
+        item = tokenize_example(tokenizer, example, mask, calculator)
         if len(item) > max_length:
             if overlong == "drop":
                 stats.dropped_overlong += 1
@@ -172,8 +202,10 @@ def tokenize_examples(
     return out, stats
 
 
-def cache_key(tokenizer: Any, examples: list[SFTExample], max_length: int, mask: str, overlong: str) -> str:
-    """(data hash, tokenizer, chat template, max length, mask, overlong) -> a file name."""
+def cache_key(
+    tokenizer: Any, examples: list[SFTExample], max_length: int, mask: str, overlong: str, calculator: bool
+) -> str:
+    """(data hash, tokenizer, chat template, max length, mask, overlong, calculator) -> a file name."""
     parts = [
         CACHE_VERSION,
         content_hash(examples),
@@ -183,6 +215,7 @@ def cache_key(tokenizer: Any, examples: list[SFTExample], max_length: int, mask:
         max_length,
         mask,
         overlong,
+        calculator,
     ]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:20]
 
@@ -224,15 +257,16 @@ def tokenize_cached(
     max_length: int,
     mask: Mask = "completion",
     overlong: Literal["drop", "truncate"] = "drop",
+    calculator: bool = False,
 ) -> tuple[list[Tokenized], TokenizeStats, str]:
     """``tokenize_examples`` through the on-disk cache under ``$MATHSFT_CACHE/tokenized``; returns the key too."""
     from mathsft.models import cache_dir
 
-    key = cache_key(tokenizer, examples, max_length, mask, overlong)
+    key = cache_key(tokenizer, examples, max_length, mask, overlong, calculator)
     path = cache_dir() / "tokenized" / f"{key}.npz"
     if path.is_file():
         items, stats = load_tokenized(path)
         return items, stats, key
-    items, stats = tokenize_examples(tokenizer, examples, max_length, mask, overlong)
+    items, stats = tokenize_examples(tokenizer, examples, max_length, mask, overlong, calculator)
     save_tokenized(path, items, stats)
     return items, stats, key

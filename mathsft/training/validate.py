@@ -62,6 +62,7 @@ def validation_accuracy(
         max_new_tokens=cfg.val_max_new_tokens,
         batch_size=cfg.val_batch_size,
         seed=cfg.seed,
+        calculator=cfg.calculator,
         backend=cfg.val_backend,
         backend_options={"device": cfg.val_device} if cfg.val_backend == "hf" else {},
     )

@@ -177,7 +177,9 @@ def test_prepare_real_gsm8k_and_math500(tmp_path: Path):
     )
     first = read_jsonl(out)[0]
     assert (first["id"], first["answer"], first["meta"]) == ("gsm8k/test/0", "18", {"split": "test"})
-    assert "<<" not in "".join(row["solution"] for row in read_jsonl(out))
+    rows, raw = read_jsonl(out), gsm8k.read_text(encoding="utf-8")
+    assert sum(row["solution"].count("<<") for row in rows) == raw.count("<<")  # annotations kept
+    assert not any("####" in row["solution"] for row in rows)
     out = tmp_path / "m.parquet"
     assert "loaded 500 problems; wrote 500" in _run(
         "prepare", "--dataset", "math500", "--data-path", math500, "--out", out

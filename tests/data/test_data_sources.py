@@ -16,14 +16,18 @@ from mathsft.errors import DataError, MathsftError
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def test_gsm8k_gold_after_hashes_without_commas_and_solution_without_calculator_notes():
+def test_gsm8k_gold_after_hashes_without_commas_and_solution_with_its_calculator_notes():
+    """The annotations stay in the solution (the calculator tool trains on them); the final line goes."""
     problems = load_problems("gsm8k", FIXTURES / "gsm8k.jsonl")
     assert [p.answer for p in problems] == ["6", "14400", "12"]
     first = problems[0]
     assert first.id == "gsm8k/gsm8k/0"  # no split given and the file name names none: its stem labels it
-    assert first.solution == "Mira bakes 3 * 12 = 36 muffins.\nShe has 36 - 30 = 6 muffins left."
-    assert "<<" not in problems[1].solution and "####" not in problems[1].solution
-    assert problems[1].solution.endswith("In a year it makes 1,200 * 12 = $14,400.")
+    assert (
+        first.solution
+        == "Mira bakes 3 * 12 = <<3*12=36>>36 muffins.\nShe has 36 - 30 = <<36-30=6>>6 muffins left."
+    )
+    assert "####" not in problems[1].solution
+    assert problems[1].solution.endswith("In a year it makes 1,200 * 12 = $<<1200*12=14400>>14,400.")
 
 
 def test_split_labels_ids_and_meta():
@@ -235,7 +239,11 @@ def test_hub_rows_are_converted(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(datasets, "load_dataset", fake_load)
     problems = load_problems("gsm8k", split="train")
     assert calls == [("openai/gsm8k", "main", "train", False)]
-    assert (problems[0].id, problems[0].answer, problems[0].solution) == ("gsm8k/train/0", "2", "1 + 1 = 2")
+    assert (problems[0].id, problems[0].answer, problems[0].solution) == (
+        "gsm8k/train/0",
+        "2",
+        "1 + 1 = <<1+1=2>>2",
+    )
 
 
 def test_hub_unknown_split_or_config_fail_before_any_download():

@@ -87,3 +87,11 @@ def test_reference_response_boxes_the_answer_once() -> None:
     assert reference_response(math) == "So it is $\\boxed{5}$."
     with pytest.raises(MathsftError, match="no reference solution"):
         reference_response(Problem(id="x", problem="?", answer="1"))
+
+
+def test_reference_response_keeps_calculator_calls_only_for_the_calculator() -> None:
+    gsm = Problem(id="g", problem="?", answer="6", solution="It costs 2*3 = $<<2*3=6.00>>6.00")
+    assert reference_response(gsm) == "It costs 2*3 = $6.00\nThe final answer is $\\boxed{6}$."
+    assert reference_response(gsm, calculator=True).startswith(
+        "It costs 2*3 = $<<2*3=6>>6.00"
+    )  # tool's format

@@ -92,3 +92,22 @@ def test_tokenization_cache_round_trips(tokenizer, tmp_path: Path, monkeypatch: 
         for a, b in zip(first, again, strict=True)
     )
     assert tokenize_cached(tokenizer, data, 128)[2] != key  # max length is part of the key
+
+
+def test_calculator_results_are_tokenized_as_inserted_and_left_out_of_the_loss(tokenizer) -> None:
+    """With the calculator the model learns to write '<<48/2=' and to use '24' after the call, not to
+    compute '24>>' (the tool inserts it, tokenized on its own): those tokens are not targets."""
+    problems = load_problems("gsm8k", shared_file("gsm8k/train.jsonl"), limit=1, first=True)
+    ex = problems_to_examples(problems, calculator=True)[0]
+    assert ex.response.startswith("Natalia sold 48/2 = <<48/2=24>>24 clips in May.")
+    item = tokenize_example(tokenizer, ex, calculator=True)
+    start = int(item.supervised.argmax())
+    response = item.input_ids[start:]
+    assert tokenizer.decode(response).startswith(ex.response + "<|im_end|>")
+    end = len(item) - int(item.supervised[::-1].argmax())  # after the end-of-turn token
+    skipped = [tokenizer.decode(item.input_ids[i]) for i in range(start, end) if not item.supervised[i]]
+    calls = ex.response.count("<<")
+    assert "".join(skipped) == "".join(f"{r}>>" for r in ("24", "72")) and calls == 2
+    plain = tokenize_example(tokenizer, ex)
+    assert plain.supervised[start:end].all()  # without the calculator every response token is a target
+    assert "<<" not in problems_to_examples(problems)[0].response  # nor are the calls shown to it
