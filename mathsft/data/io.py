@@ -1,4 +1,4 @@
-"""Line-accurate readers and writers for ``.jsonl``, ``.json`` and ``.parquet`` files or folders.
+"""Line-accurate readers and writers for ``.jsonl`` (also gzipped), ``.json`` and ``.parquet`` files or folders.
 
 Every record remembers where it came from (file and line, or Parquet row), so a bad field can be
 reported as ``train.jsonl, line 812, field 'answer': ...`` instead of a traceback. Row-level problems
@@ -8,6 +8,7 @@ reported as ``train.jsonl, line 812, field 'answer': ...`` instead of a tracebac
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -19,7 +20,7 @@ from typing import Any
 
 from mathsft.errors import DataError
 
-DATA_SUFFIXES = (".jsonl", ".json", ".parquet")
+DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".jsonl.gz")
 PARQUET_BATCH_ROWS = 1024
 
 OnBad = Callable[[DataError], None] | None
@@ -102,6 +103,11 @@ def _report(error: DataError, on_bad: OnBad) -> None:
     on_bad(error)
 
 
+def data_suffix(path: Path) -> str:
+    """``.jsonl.gz`` for a gzipped JSONL file, else the file's own suffix (lower case)."""
+    return ".jsonl.gz" if path.name.lower().endswith(".jsonl.gz") else path.suffix.lower()
+
+
 def data_files(path: str | Path, split: str | None = None) -> list[Path]:
     """The data files of ``path``: the file itself, or a folder's files (recursively, sorted).
 
@@ -110,14 +116,14 @@ def data_files(path: str | Path, split: str | None = None) -> list[Path]:
     """
     path = Path(path)
     if path.is_file():
-        if path.suffix.lower() not in DATA_SUFFIXES:
+        if data_suffix(path) not in DATA_SUFFIXES:
             raise DataError.at(
                 path, None, None, f"unsupported file type; use one of {', '.join(DATA_SUFFIXES)}"
             )
         return [path]
     if not path.exists():
         raise DataError.at(path, None, None, "no such file or folder")
-    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in DATA_SUFFIXES)
+    files = sorted(p for p in path.rglob("*") if p.is_file() and data_suffix(p) in DATA_SUFFIXES)
     if not files:
         raise DataError.at(path, None, None, f"folder has no {', '.join(DATA_SUFFIXES)} files")
     if split is None:
@@ -133,11 +139,14 @@ def data_files(path: str | Path, split: str | None = None) -> list[Path]:
 def iter_records(path: str | Path, on_bad: OnBad = None) -> Iterator[Record]:
     """Yield the object rows of one data file, by suffix; bad rows go to ``on_bad`` (or raise)."""
     path = Path(path)
-    suffix = path.suffix.lower()
+    suffix = data_suffix(path)
     if suffix == ".parquet":
         yield from _iter_parquet(path, on_bad)
     elif suffix == ".json":
         yield from _iter_json(path, on_bad)
+    elif suffix == ".jsonl.gz":
+        with gzip.open(path, "rb") as lines:
+            yield from _parse_lines(path, lines, on_bad)
     else:
         yield from _iter_jsonl(path, on_bad)
 

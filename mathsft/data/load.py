@@ -227,16 +227,41 @@ def _hub_sources(adapter: Adapter, config: str | None, split: str) -> Iterator[t
     yield split, _hub_records(adapter, config, split)
 
 
-def _hub_failure(adapter: Adapter, config: str | None, split: str, reason: str) -> MathsftError:
+def _read_hub(adapter: Adapter, config: str | None, split: str) -> Iterator[Record]:
+    reason = _hub_unreachable()
+    if reason:
+        raise _hub_failure(adapter, config, split, reason)
+    import datasets
+
+    where = f"hf://datasets/{adapter.hub_id}" + (f"[{config}]" if config else "") + f"/{split}"
+    try:
+        rows = datasets.load_dataset(adapter.hub_id, config, split=split, streaming=adapter.streaming)
+        for number, row in enumerate(rows, start=1):
+            yield Record(dict(row), where, number, "row")
+    except Exception as err:  # datasets/huggingface_hub raise many types (offline, 401, 404, network)
+        first_line = (str(err).splitlines() or [""])[0]
+        raise _hub_failure(adapter, config, split, f"{type(err).__name__}: {first_line}") from None
+
+
+class HubError(MathsftError):
+    """The hub gave no rows; ``reason`` says why (unreachable, offline without a cache, 404, ...)."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _hub_failure(adapter: Adapter, config: str | None, split: str, reason: str) -> HubError:
     what = (
         f"{adapter.hub_id} (config {config}, split {split})"
         if config
         else f"{adapter.hub_id} (split {split})"
     )
-    return MathsftError(
+    return HubError(
         f"cannot load {what} from the Hugging Face hub: {reason}. To use a local copy, pass --data-path "
         f"FILE_OR_FOLDER (.jsonl, .json or .parquet rows in the {adapter.hub_id} schema; "
-        f"path=... in Python); with HF_HUB_OFFLINE=1 a copy in the datasets cache is used"
+        f"path=... in Python); with HF_HUB_OFFLINE=1 a copy in the datasets cache is used",
+        reason,
     )
 
 
@@ -257,16 +282,23 @@ def _hub_unreachable(timeout_s: float = 5.0) -> str | None:
 
 
 def _hub_records(adapter: Adapter, config: str | None, split: str) -> Iterator[Record]:
-    reason = _hub_unreachable()
-    if reason:
-        raise _hub_failure(adapter, config, split, reason)
-    import datasets
-
-    where = f"hf://datasets/{adapter.hub_id}" + (f"[{config}]" if config else "") + f"/{split}"
+    """The hub's rows; when the hub gives none (unreachable, offline without a cached copy) and mathsft
+    bundles the dataset, the bundled copy's rows, with a warning that says so."""
+    rows = _read_hub(adapter, config, split)
     try:
-        rows = datasets.load_dataset(adapter.hub_id, config, split=split, streaming=adapter.streaming)
-        for number, row in enumerate(rows, start=1):
-            yield Record(dict(row), where, number, "row")
-    except Exception as err:  # datasets/huggingface_hub raise many types (offline, 401, 404, network)
-        first_line = (str(err).splitlines() or [""])[0]
-        raise _hub_failure(adapter, config, split, f"{type(err).__name__}: {first_line}") from None
+        first = next(rows, None)
+    except HubError as err:
+        packaged = adapter.packaged_file(config, split)
+        if packaged is None:
+            raise
+        log.warning(
+            "%s from the hub: %s; reading the copy bundled with mathsft (%s)",
+            adapter.hub_id,
+            err.reason,
+            packaged,
+        )
+        yield from iter_records(packaged)
+        return
+    if first is not None:
+        yield first
+        yield from rows

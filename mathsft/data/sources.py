@@ -9,12 +9,14 @@ raising a ``DataError`` that names the file, line and field when the row does no
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import ClassVar
 
 from mathsft.data.io import Record
 from mathsft.data.schema import Problem, SFTExample
 from mathsft.errors import MathsftError
 
+PACKAGED = Path(__file__).parent / "packaged"
 _LEVEL = re.compile(r"Level (\d+|\?)")
 _ROLES = ("system", "user", "assistant")
 
@@ -66,6 +68,16 @@ class Adapter:
     requires_limit: ClassVar[bool] = False
     gives_problems: ClassVar[bool] = True
     gives_sft: ClassVar[bool] = False
+    # a copy inside the package (``mathsft/data/packaged/<name>/<split>.jsonl.gz``, with its licence), read
+    # when the hub cannot be: only for ``configs[0]``
+    packaged: ClassVar[bool] = False
+
+    def packaged_file(self, config: str | None, split: str) -> Path | None:
+        """The bundled copy of ``split`` (hub config ``config``), or None when there is none."""
+        if not self.packaged or (config or self.configs[0]) != self.configs[0]:
+            return None
+        path = PACKAGED / self.name / f"{split}.jsonl.gz"
+        return path if path.is_file() else None
 
     def problem(self, record: Record, split: str, index: int) -> Problem:
         raise MathsftError(f"{self.name} holds SFT examples, not problems: use load_sft_examples")
@@ -93,6 +105,7 @@ class GSM8K(Adapter):
     name = "gsm8k"
     hub_id = "openai/gsm8k"
     configs = ("main", "socratic")
+    packaged = True  # train + test of config "main", MIT licence (mathsft/data/packaged/gsm8k/LICENSE)
 
     def problem(self, record: Record, split: str, index: int) -> Problem:
         question = record.text("question")

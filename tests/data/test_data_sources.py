@@ -8,6 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import shared_file
 
 from mathsft.data import LoadStats, get_adapter, last_boxed, load_problems, load_sft_examples
 from mathsft.data import load as load_module
@@ -203,10 +204,8 @@ def test_unreachable_hub_is_one_clear_error(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(
         load_module, "_hub_unreachable", lambda: "https://huggingface.co is unreachable (ConnectError)"
     )
-    with pytest.raises(
-        MathsftError, match=r"cannot load openai/gsm8k \(config main, split test\).*--data-path"
-    ):
-        load_problems("gsm8k")
+    with pytest.raises(MathsftError, match=r"cannot load HuggingFaceH4/MATH-500 \(split test\).*--data-path"):
+        load_problems("math500")  # not bundled (GSM8K is: see below)
 
 
 def test_hub_errors_from_datasets_become_one_clear_error(monkeypatch: pytest.MonkeyPatch):
@@ -244,6 +243,33 @@ def test_hub_rows_are_converted(monkeypatch: pytest.MonkeyPatch):
         "2",
         "1 + 1 = <<1+1=2>>2",
     )
+
+
+def test_gsm8k_without_hub_or_path_reads_the_copy_bundled_with_mathsft(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    """A fresh machine with no hub and no ../shared still runs the main job on real GSM8K."""
+    monkeypatch.setattr(load_module, "_hub_unreachable", lambda: "huggingface.co is unreachable (test)")
+    with caplog.at_level("WARNING"):
+        bundled = load_problems("gsm8k", split="test")
+    assert "reading the copy bundled with mathsft" in caplog.text and "unreachable (test)" in caplog.text
+    assert bundled == load_problems("gsm8k", shared_file("gsm8k/test.jsonl"), split="test")  # same problems
+    assert len(load_problems("gsm8k", split="train")) == 7473
+    licence = get_adapter("gsm8k").packaged_file("main", "test").parent / "LICENSE"
+    assert "MIT License" in licence.read_text() and "OpenAI" in licence.read_text()
+    with pytest.raises(MathsftError, match=r"socratic.*unreachable"):  # only config main is bundled
+        load_problems("gsm8k", split="test", config="socratic")
+
+
+def test_gzipped_jsonl_errors_name_file_and_line(tmp_path: Path):
+    import gzip
+
+    path = tmp_path / "train.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.write(json.dumps({"question": "Q?", "answer": "1 + 1 = 2\n#### 2"}) + "\n{broken\n")
+    with pytest.raises(DataError, match=r"train.jsonl.gz, line 2: not valid JSON"):
+        load_problems("gsm8k", path)
+    assert len(load_problems("gsm8k", path, skip_bad=True)) == 1
 
 
 def test_hub_unknown_split_or_config_fail_before_any_download():
