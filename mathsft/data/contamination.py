@@ -34,6 +34,7 @@ class ContaminationReport:
     eval_hits: dict[str, int]
     contaminated_total: int
     examples: list[dict[str, str]] = field(default_factory=list)
+    flagged_ids: list[str] = field(default_factory=list)  # the training items that share an n-gram
 
     @property
     def clean(self) -> bool:
@@ -80,7 +81,7 @@ def check_contamination(
 
     contaminated = dict.fromkeys(eval_sets, 0)
     hit_ids: dict[str, set[str]] = {name: set() for name in eval_sets}
-    flagged = 0
+    flagged: list[str] = []
     examples: list[dict[str, str]] = []
     for item in train_problems:
         grams = ngrams(item_text(item), n)
@@ -97,13 +98,15 @@ def check_contamination(
                 examples.append(
                     {"train_id": item.id, "eval_set": name, "eval_id": eval_id, "shared": " ".join(gram)}
                 )
-        flagged += any_hit
+        if any_hit:
+            flagged.append(item.id)
     return ContaminationReport(
         n=n,
         train_count=len(train_problems),
         eval_counts={name: len(items) for name, items in eval_sets.items()},
         contaminated=contaminated,
         eval_hits={name: len(ids) for name, ids in hit_ids.items()},
-        contaminated_total=flagged,
+        contaminated_total=len(flagged),
         examples=examples,
+        flagged_ids=flagged,
     )

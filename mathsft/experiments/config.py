@@ -43,6 +43,9 @@ class DataConfig(StrictModel):
     val: SourceConfig | None = None
     seed: int = 0
     skip_bad: bool = False
+    # drop the training problems that share a 13-gram with the test set (counted in data/manifest.json);
+    # off: the overlap is only reported
+    decontaminate: bool = False
 
     @model_validator(mode="after")
     def _one_val(self) -> DataConfig:

@@ -125,8 +125,13 @@ def prepare_data(cfg: ExperimentConfig, out: Path) -> Prepared:
     elif data.val is not None:
         val = load_source(data.val, data.seed, data.skip_bad)
     overlap = check_contamination(train, {"test": test})
-    if not overlap.clean:
-        log.warning("contamination check: %s", overlap.summary())
+    dropped: list[str] = []
+    if data.decontaminate and not overlap.clean:
+        dropped = overlap.flagged_ids
+        train = [item for item in train if item.id not in set(dropped)]
+        log.info("decontaminated: dropped %s; the check now runs on the rest", overlap.summary())
+        overlap = check_contamination(train, {"test": test})
+    log.log(logging.INFO if overlap.clean else logging.WARNING, "contamination check: %s", overlap.summary())
 
     def entry(source: SourceConfig, items: Sequence[Any]) -> dict[str, Any]:
         return {**source.model_dump(exclude_none=True), "count": len(items), "hash": content_hash(items)}
@@ -142,7 +147,7 @@ def prepare_data(cfg: ExperimentConfig, out: Path) -> Prepared:
         else None,
         "test": entry(data.test, test),
         "seed": data.seed,
-        "contamination": overlap.to_dict(),
+        "contamination": overlap.to_dict() | {"dropped_before_training": dropped},
     }
     folder = out / "data"
     write_jsonl(folder / "train.jsonl", train)

@@ -51,6 +51,24 @@ def test_run_end_to_end_then_resume(tiny_model_dir: Path, tmp_path: Path) -> Non
     assert again.final["accuracy"] == result.final["accuracy"]
 
 
+def test_decontaminate_drops_training_problems_that_overlap_the_test_set(tmp_path: Path) -> None:
+    """GSM8K train shares 13-grams with 3 test problems: with data.decontaminate they are not trained on."""
+    from conftest import shared_file
+
+    from mathsft.experiments.run import prepare_data
+
+    train, test = shared_file("gsm8k/train.jsonl"), shared_file("gsm8k/test.jsonl")
+    data = ["data.train.dataset=gsm8k", f"data.train.path={train}", "data.test.dataset=gsm8k"]
+    data += [f"data.test.path={test}", f"out={tmp_path}"]
+    kept = prepare_data(load_experiment(None, [*data, "data.decontaminate=true"]), tmp_path)
+    manifest = json.loads((tmp_path / "data" / "manifest.json").read_text())
+    dropped = manifest["contamination"]["dropped_before_training"]
+    assert len(dropped) == 4 and manifest["contamination"]["clean"]
+    assert len(kept.train) == 7473 - 4 and not {p.id for p in kept.train} & set(dropped)
+    reported = prepare_data(load_experiment(None, data), tmp_path / "b")
+    assert len(reported.train) == 7473 and reported.manifest["contamination"]["contaminated_total"] == 4
+
+
 def test_a_changed_config_never_mixes_into_an_old_run(tmp_path: Path) -> None:
     claim_out_dir(load_experiment(None, [f"out={tmp_path}"]), tmp_path)
     with pytest.raises(MathsftError, match=r"different config \(changed: train.lr\)"):
