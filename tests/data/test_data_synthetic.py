@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from mathsft.data import load_problems, synthetic_problems
-from mathsft.data.synthetic import TEMPLATES, split_of
+from mathsft.data import check_contamination, load_problems, synthetic_problems
+from mathsft.data.synthetic import TEST_TEMPLATES, TRAIN_TEMPLATES
 from mathsft.errors import MathsftError
 
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
@@ -30,16 +30,19 @@ def test_deterministic_and_prefix_nested():
     assert synthetic_problems("train", 20, seed=1) != synthetic_problems("train", 20, seed=2)
 
 
-def test_train_and_test_never_share_a_problem_across_seeds():
-    train = {p.problem for seed in (0, 1) for p in synthetic_problems("train", 1000, seed)}
-    test = {p.problem for seed in (0, 1) for p in synthetic_problems("test", 300, seed)}
-    assert train.isdisjoint(test)
-    assert all(split_of(q) == "test" for q in test)
+def test_test_problems_share_no_template_and_no_13_gram_with_training():
+    """The quick config's gain is on problems of a kind never trained on: the check reports 0."""
+    train = [p for seed in (0, 1) for p in synthetic_problems("train", 2000, seed)]
+    test = [p for seed in (0, 1) for p in synthetic_problems("test", 500, seed)]
+    assert {p.meta["template"] for p in train} == set(TRAIN_TEMPLATES)
+    assert {p.meta["template"] for p in test} == set(TEST_TEMPLATES)
+    assert set(TRAIN_TEMPLATES).isdisjoint(TEST_TEMPLATES)
+    assert check_contamination(train, {"test": test}).contaminated_total == 0
 
 
 def test_every_step_is_exact_and_the_solution_ends_with_the_boxed_answer():
     problems = synthetic_problems("test", 400, seed=0)
-    assert {p.meta["template"] for p in problems} == set(TEMPLATES)  # all templates in use
+    assert {p.meta["template"] for p in problems} == set(TEST_TEMPLATES)  # all test templates in use
     for p in problems:
         value = int(p.answer)
         assert 0 <= value < 1000
