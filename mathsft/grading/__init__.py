@@ -4,17 +4,18 @@ Everything in mathsft that decides "correct" (eval, traces, filtered sweeps, ``m
 ``grade``. Bump ``GRADER_VERSION`` whenever a verdict can change, so stored results get regraded.
 """
 
-from mathsft.grading.equivalence import PROFILES, is_equivalent
+from mathsft.grading.equivalence import PROFILES, clear_caches, is_equivalent
 from mathsft.grading.extract import STYLES, extract_answer
 from mathsft.grading.grade import Grade, grade, grade_many
 
-GRADER_VERSION = "2"
+GRADER_VERSION = "3"
 
 __all__ = [
     "GRADER_VERSION",
     "PROFILES",
     "STYLES",
     "Grade",
+    "clear_caches",
     "extract_answer",
     "grade",
     "grade_many",

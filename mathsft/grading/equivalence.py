@@ -19,26 +19,31 @@ import re
 from fractions import Fraction
 from functools import lru_cache
 
-from mathsft.grading.normalize import canonical, compact, text_key
-from mathsft.grading.timeout import run_symbolic
+from mathsft.grading.normalize import canonical, compact, normalize_chars, text_key
+from mathsft.grading.timeout import clear_worker_cache, run_symbolic
 from mathsft.grading.values import (
     Matrix,
     Number,
     Sequence,
     Union,
-    is_simple_lhs,
+    has_variables,
     is_text,
     parse_base,
+    parse_labelled,
     parse_number,
     parse_structure,
+    relation_to_set,
+    split_alternatives,
     split_equation,
     split_pm,
+    split_top,
 )
 
 PROFILES = ("strict", "lenient")
 MIN_SIGNIFICANT = 10  # a decimal for a non-decimal gold: a float printout, not a rounded answer
 MAX_DEPTH = 4
-_OR_AND = re.compile(r"\s+(?:or|and)\s+|;")
+_MEMBERSHIP = re.compile(r"\\in(?![a-zA-Z])")
+_CHOICE_WITH_VALUE = re.compile(r"^\s*\(([A-Ea-e])\)[\s\\:.,]")
 
 
 def check_profile(profile: str) -> None:
@@ -86,6 +91,16 @@ def _symbolic(pred: str, gold: str) -> tuple[bool, str]:
     return bool(verdict), reason
 
 
+def clear_caches() -> None:
+    """Forget every memoized verdict and parse, here and in the symbolic worker: a benchmark that grades
+    each input cold measures what a stream of new responses costs."""
+    from mathsft.grading.parse import to_sympy
+
+    _symbolic.cache_clear()
+    to_sympy.cache_clear()
+    clear_worker_cache()
+
+
 def _unordered(preds: tuple[str, ...] | list[str], golds: tuple[str, ...], lenient: bool, depth: int) -> bool:
     if len(preds) != len(golds):
         return False
@@ -124,8 +139,6 @@ def _compare_structure(
             return False, kind
         pairs = zip(structure.items, gold.items, strict=True)
         return all(_compare(p, g, lenient, depth + 1)[0] for p, g in pairs), kind
-    if structure is None and len(_OR_AND.split(pred)) > 1:
-        structure = Sequence("", "", tuple(s.strip() for s in _OR_AND.split(pred)))
     if structure is None:
         items: tuple[str, ...] = (pred,)
     elif isinstance(structure, Sequence) and not structure.ordered:
@@ -140,21 +153,68 @@ def _expand_pm(s: str) -> str:
     return ", ".join(pm) if pm else s
 
 
+def _as_list(s: str) -> str:
+    """Several answers joined by words (``1 and 2 and 3``, ``(11,7) or (7,11)``, ``-12;-11;-10``) as a list."""
+    parts = split_alternatives(s)
+    return ", ".join(parts) if len(parts) > 1 else s
+
+
+def _bare_list_as_tuple(s: str) -> str:
+    structure = parse_structure(s)
+    return f"({s})" if isinstance(structure, Sequence) and not structure.open else s
+
+
+def _labelled(pred: str, gold: str, lenient: bool) -> tuple[str, str] | tuple[bool, str]:
+    """Labels dropped (``(p,q)=(3,2)``, ``|AB|=1``, ``a=2, b=3``): the two values to compare, or a verdict.
+
+    A gold label over a constant (``f(x)=1``) only names the answer, so both profiles drop it; over an
+    expression (``y=2x+3``) the gold is an equation, and only ``lenient`` accepts its right-hand side.
+    """
+    gold_label, pred_label = parse_labelled(gold), parse_labelled(pred)
+    if gold_label and pred_label and sorted(gold_label.names) == sorted(pred_label.names):
+        by_name = dict(zip(pred_label.names, pred_label.values, strict=True))
+        if len(by_name) == len(pred_label.names):  # distinct names: match them up by name
+            values = tuple(by_name[name] for name in gold_label.names)
+            return all(
+                _compare(p, g, lenient, 1)[0] for p, g in zip(values, gold_label.values, strict=True)
+            ), "labelled"
+        return _compare(pred_label.value, gold_label.value, lenient, 1)[0], "labelled"
+    gold_eq, pred_eq = split_equation(gold), split_equation(pred)
+    if gold_eq and pred_eq and not (gold_label and pred_label):
+        return _symbolic(compact(pred), compact(gold))
+    if gold_label:
+        if not lenient and has_variables(gold_label.value):
+            return False, "equation"
+        gold = gold_label.value
+        if len(gold_label.names) > 1 and not pred_label:
+            pred = _bare_list_as_tuple(pred)
+    elif gold_eq:
+        return False, "equation"
+    if pred_label:
+        pred = pred_label.value
+    elif pred_eq and not has_variables(pred_eq[0]):  # a computation ending in its result: 48 + 24 = 72
+        pred = split_top(pred, "=")[-1]
+    return pred, gold
+
+
 def _compare(pred: str, gold: str, lenient: bool, depth: int = 0) -> tuple[bool, str]:
     """Compare two canonical strings (the core of ``compare``; recursive for structures)."""
     if compact(pred) == compact(gold):
         return True, "exact"
     if depth > MAX_DEPTH:
         return False, "too-deep"
-    gold_eq, pred_eq = split_equation(gold), split_equation(pred)
-    if gold_eq:
-        if pred_eq:
-            return _symbolic(compact(pred), compact(gold))
-        if lenient and is_simple_lhs(gold_eq[0]):
-            return _compare(pred, gold_eq[1], lenient, depth + 1)
-        return False, "equation"
-    if pred_eq and is_simple_lhs(pred_eq[0]):
-        pred = pred_eq[1]
+    pred, gold = _as_list(pred), _as_list(gold)
+    gold_set, pred_set = relation_to_set(gold), relation_to_set(pred)
+    if gold_set or pred_set:  # inequalities and x \in S: the set they describe
+        membership = bool(_MEMBERSHIP.search(gold + pred))
+        if (gold_set and pred_set) or lenient or membership:
+            return _compare(pred_set or pred, gold_set or gold, lenient, depth + 1)
+        return False, "relation"
+    if "=" in pred or "=" in gold:
+        values = _labelled(pred, gold, lenient)
+        if isinstance(values[0], bool):
+            return values  # type: ignore[return-value]
+        pred, gold = values  # type: ignore[assignment]
         if compact(pred) == compact(gold):
             return True, "exact"
     if lenient and r"\pm" in gold + pred:
@@ -180,6 +240,23 @@ def _compare(pred: str, gold: str, lenient: bool, depth: int = 0) -> tuple[bool,
     return _symbolic(compact(pred), compact(gold))
 
 
+def compare_text(pred: str, gold: str, lenient: bool) -> tuple[bool, str]:
+    """Text answers, case- and markup-insensitive. A choice letter also matches ``\\textbf{(C)}\\ 12`` (the
+    choice with its value); ``lenient`` also accepts a yes/no gold answered by a sentence that opens
+    with that word (``No, such a number does not exist``)."""
+    p, g = text_key(pred), text_key(gold)
+    if p == g:
+        return True, "text"
+    choice = _CHOICE_WITH_VALUE.match(
+        normalize_chars(pred).replace(r"\textbf", "").replace("{", "").replace("}", "")
+    )
+    if choice and len(g) == 1 and choice.group(1).lower() == g:
+        return True, "text:choice"
+    if lenient and g in ("yes", "no") and p.split(" ", 1)[0] == g:
+        return True, "text:yes-no-sentence"
+    return False, "text"
+
+
 def compare(pred: str, gold: str, profile: str = "lenient") -> tuple[bool, str]:
     """``(equal, reason)`` for a predicted and a gold answer; ``reason`` names the deciding path."""
     check_profile(profile)
@@ -189,7 +266,7 @@ def compare(pred: str, gold: str, profile: str = "lenient") -> tuple[bool, str]:
     if compact(p) == compact(g):
         return True, "exact"
     if is_text(gold, g):
-        return text_key(pred) == text_key(gold), "text"
+        return compare_text(pred, gold, profile == "lenient")
     return _compare(p, g, profile == "lenient")
 
 

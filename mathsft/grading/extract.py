@@ -36,6 +36,26 @@ _CLOSING = re.compile(
 # An answer stated in words around one number: words, currency, \text{} and punctuation, no math.
 _PROSE = re.compile(r"(?:\s|\b(?:[A-Za-z]{2,}|[aAI])\b|[$,.;:?'\"()*{}]|\\[$,;! ]|\\text\b|\\mbox\b)*")
 _MATH_SPAN = re.compile(r"^\s*(\$\$?|\\\(|\\\[)(.*?)((?<!\\)\$\$?|\\\)|\\\])", re.DOTALL)  # \$ is a dollar
+_UNBRACED = re.compile(r"[^\s$]+")
+MAX_JOINED_BOXES = 16
+# What may stand between boxes that together state several answers: commas, "and"/"or", spacing, math
+# delimiters; never words, so "\boxed{3}, then correcting: \boxed{4}" is one answer.
+_BOX_JOIN = re.compile(
+    r"(?:\s|\$|\\[()\[\]]|\\\\|[,;&]|\\q?quad\b|\\[,;: !]|~|\b(?:and|or)\b|"
+    r"\\(?:text|mbox|textnormal)\s*\{\s*,?\s*(?:and|or)?\s*,?\s*\})*(?:[,;&]|\band\b|\bor\b|\\q?quad\b)"
+    r"(?:\s|\$|\\[()\[\]]|\\\\|[,;&]|\\q?quad\b|\\[,;: !]|~|\b(?:and|or)\b|"
+    r"\\(?:text|mbox|textnormal)\s*\{\s*,?\s*(?:and|or)?\s*,?\s*\})*"
+)
+# "Let me verify the answer: 48 + 24 = 72" checks an answer; it does not state one.
+_CHECKING = re.compile(
+    r"\b(?:verify|verifying|check|checking|confirm|confirming|double[- ]check|recheck|validate|test|plug)\w*"
+    r"\s+(?:the|our|my|this|that)?\s*(?:final\s+)?$",
+    re.IGNORECASE,
+)
+# A response that is only an expression ("$$(1, +\infty)$$", "\frac{10}{9}"): no words outside commands.
+_WHOLE_SPAN = re.compile(r"^(\$\$?|\\\[|\\\()([^$]*?)(\$\$?|\\\]|\\\))$", re.DOTALL)
+_WORD = re.compile(r"[A-Za-z]{2,}")
+MAX_WHOLE_CHARS = 200
 
 
 def answer_part(text: str) -> tuple[str | None, bool]:
@@ -55,20 +75,39 @@ def answer_part(text: str) -> tuple[str | None, bool]:
 
 
 def last_boxed(text: str) -> str | None:
-    """Content of the last complete ``\\boxed{...}`` / ``\\boxed x`` / ``\\fbox{...}`` (balanced braces)."""
-    end = len(text)
+    """Content of the last complete ``\\boxed{...}`` / ``\\boxed x`` / ``\\fbox{...}`` (balanced braces), joined
+    with the boxes just before it when only connectors stand between them (``\\boxed{1}, \\boxed{2}``,
+    ``\\boxed{(2,2)} \\quad\\text{and}\\quad \\boxed{(6,2)}``, ``$\\boxed{2}$ or $\\boxed{-2}$``): several answers.
+    A box after words ("then, correcting: \\boxed{4}") is the answer alone."""
+    found = _box_before(text, len(text))
+    if found is None:
+        return None
+    start, _, content = found
+    contents = [content]
+    for _ in range(MAX_JOINED_BOXES - 1):
+        previous = _box_before(text, start)
+        if previous is None or not _BOX_JOIN.fullmatch(text[previous[1] : start]):
+            break
+        start, _, content = previous
+        contents.insert(0, content)
+    return ", ".join(dict.fromkeys(contents))
+
+
+def _box_before(text: str, end: int) -> tuple[int, int, str] | None:
+    """``(start, end, content)`` of the last complete, non-empty box that starts before ``end``."""
     for _ in range(64):  # bounded: skip at most this many incomplete boxes from the end
         start, command = max((text.rfind(c, 0, end), c) for c in _BOX_COMMANDS)
         if start < 0:
             return None
-        content = _box_content(text, start + len(command))
-        if content is not None and content.strip():
-            return content.strip()
+        found = _box_content(text, start + len(command))
+        if found is not None and found[0].strip():
+            return start, found[1], found[0].strip()
         end = start
     return None
 
 
-def _box_content(text: str, i: int) -> str | None:
+def _box_content(text: str, i: int) -> tuple[str, int] | None:
+    """The box's content and the index just after it."""
     if i < len(text) and text[i].isalpha():  # \boxedfoo is another command
         return None
     while i < len(text) and text[i] == " ":
@@ -76,8 +115,8 @@ def _box_content(text: str, i: int) -> str | None:
     if i >= len(text):
         return None
     if text[i] != "{":  # "\boxed 5": up to the next space or math delimiter
-        match = re.match(r"[^\s$]+", text[i:])
-        return match.group(0) if match else None
+        match = _UNBRACED.match(text, i)
+        return (match.group(0), match.end()) if match else None
     depth, j = 0, i
     while j < len(text):
         char = text[j]
@@ -89,13 +128,17 @@ def _box_content(text: str, i: int) -> str | None:
         elif char == "}":
             depth -= 1
             if depth == 0:
-                return text[i + 1 : j]
+                return text[i + 1 : j], j + 1
         j += 1
     return None
 
 
 def _phrase_answer(text: str) -> str | None:
-    values = [_clip_value(text[m.end() : m.end() + MAX_ANSWER_CHARS + 10]) for m in _PHRASE.finditer(text)]
+    values = [
+        _clip_value(text[m.end() : m.end() + MAX_ANSWER_CHARS + 10])
+        for m in _PHRASE.finditer(text)
+        if not _CHECKING.search(text, max(0, m.start() - 40), m.start())
+    ]
     values = [v for v in values if v]
     if not values:
         return None
@@ -130,8 +173,8 @@ def _last_number(text: str, final_sentence: bool = False) -> str | None:
 
 
 def extract(text: str, number_fallback: str | None) -> tuple[str | None, str | None]:
-    """The final answer of ``text`` and where it came from (``boxed``, ``####``, ``phrase``, ``tag`` or
-    ``last-number``), or ``(None, None)``. ``number_fallback`` is None (off), ``"anywhere"`` or
+    """The final answer of ``text`` and where it came from (``boxed``, ``####``, ``phrase``, ``tag``,
+    ``whole`` (the response is only an expression) or ``last-number``), or ``(None, None)``. ``number_fallback`` is None (off), ``"anywhere"`` or
     ``"final-sentence"`` (where the last number may be taken from). The source lets a report tell a
     response that stated its answer from one whose last number was guessed to be it."""
     part, tagged = answer_part(text)
@@ -145,10 +188,38 @@ def extract(text: str, number_fallback: str | None) -> tuple[str | None, str | N
     if tagged:  # "<answer> 42 </answer>": the tag's content is the answer
         answer = _sized(part)
         return answer, "tag" if answer is not None else None
+    whole = _whole_expression(part)
+    if whole is not None:
+        return whole, "whole"
     if number_fallback is None:
         return None, None
     number = _last_number(part, final_sentence=number_fallback == "final-sentence")
     return number, "last-number" if number is not None else None
+
+
+def _whole_expression(text: str) -> str | None:
+    """The response itself when it is only a math expression (``$\\frac13$``, ``x = 5``), else None."""
+    text = text.strip().rstrip(".").strip()
+    if not text or len(text) > MAX_WHOLE_CHARS:
+        return None
+    span = _WHOLE_SPAN.match(text)
+    if span and {span.group(1), span.group(3)} in ({"$"}, {"$$"}, {"\\[", "\\]"}, {"\\(", "\\)"}):
+        text = span.group(2).strip()
+    elif "$" in text or "\n" in text:
+        return None
+    if not text or _WORD.search(re.sub(r"\\[a-zA-Z]+", " ", text)):
+        return None
+    return text
+
+
+def gold_answer(gold: str) -> str:
+    """A gold given as a whole solution (with ``\\boxed{}`` or ``####``) stands for its final answer, taken
+    the same way as a response's; any other gold is the answer itself."""
+    if any(marker in gold for marker in ("\\boxed", "\\fbox", "####", "</think>")):
+        answer, _ = extract(gold, None)
+        if answer is not None:
+            return answer
+    return gold
 
 
 def stated_number(answer: str) -> str | None:

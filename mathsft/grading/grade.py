@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from mathsft.grading.equivalence import check_profile, compare
-from mathsft.grading.extract import check_style, extract, stated_number
+from mathsft.grading.extract import check_style, extract, gold_answer, stated_number
 from mathsft.grading.normalize import canonical
 from mathsft.grading.timeout import DEFAULT_TIMEOUT_S, map_items
 from mathsft.grading.values import is_plain_number
@@ -34,7 +34,9 @@ class Grade:
         return asdict(self)
 
 
-def _number_fallback(style: str, gold: str) -> str | None:
+def number_fallback(style: str, gold: str) -> str | None:
+    """Where the last number may stand for the answer: anywhere (gsm8k), the final sentence (auto with a
+    plain-number gold), or nowhere."""
     if style == "gsm8k":
         return "anywhere"
     if style == "auto" and is_plain_number(canonical(gold)):
@@ -46,7 +48,8 @@ def grade(response: str, gold: str, profile: str = "lenient", style: str = "auto
     """Grade one response against its gold answer (see ``extract`` and ``equivalence`` for the rules)."""
     check_profile(profile)
     check_style(style)
-    extracted, source = extract(response, _number_fallback(style, gold))
+    gold = gold_answer(gold)
+    extracted, source = extract(response, number_fallback(style, gold))
     if extracted is None:
         return Grade(False, None, "no-answer", profile)
     correct, reason = compare(extracted, gold, profile)
@@ -70,7 +73,7 @@ def grade_many(
     each item under a hard ``timeout_s`` (an overrun is graded incorrect with reason ``timeout``)."""
     check_profile(profile)
     check_style(style)
-    pairs = [(str(response), str(gold)) for response, gold in pairs]
+    pairs = [(str(response), gold_answer(str(gold))) for response, gold in pairs]
     if workers <= 1 or len(pairs) < 2:
         return [grade(response, gold, profile, style) for response, gold in pairs]
     options = {"profile": profile, "style": style}
@@ -78,7 +81,7 @@ def grade_many(
     grades = []
     for (response, gold), result in zip(pairs, results, strict=True):
         if result is None or "error" in result:
-            extracted, source = extract(response, _number_fallback(style, gold))
+            extracted, source = extract(response, number_fallback(style, gold))
             reason = "timeout" if result is None else result["error"]
             grades.append(Grade(False, extracted, reason, profile, source))
         else:

@@ -1,7 +1,10 @@
 """String canonicalization of answers: pure, linear-time rewrites that never change the mathematics.
 
 Both the extracted answer and the gold go through ``canonical`` before any comparison, so that
-``\\dfrac{1}{2}``, ``$\\frac12$.`` and ``\\left(\\frac{1}{2}\\right)`` meet as the same string whenever they can.
+``\\dfrac{1}{2}``, ``$\\frac12$.`` and ``\\left(\\frac{1}{2}\\right)`` meet as the same string whenever they can:
+most answers are then settled by a string or number comparison, never reaching SymPy. Short arguments get
+their braces (``\\frac13``, ``\\sqrt3``, ``x^{2}`` -> ``\\frac{1}{3}``, ``\\sqrt{3}``, ``x^2``), percent words become
+``%`` (``28 percent``, ``28 pct``), ``1 000`` and ``1,000`` are thousands, ``+\\infty`` is ``\\infty``.
 """
 
 from __future__ import annotations
@@ -59,12 +62,19 @@ _DEGREES = re.compile(
 _STYLE_WRAPPERS = re.compile(
     r"\\(?:mathbf|mathrm|mathit|mathsf|mathnormal|textbf|textit|textrm|textsf|boldsymbol|bm)(?![a-zA-Z])"
 )
-_TEXT_CMD = re.compile(r"\\(?:text|mbox|textnormal|hbox)\s*\{([^{}]*)\}")
+_TEXT_CMD = re.compile(r"\\(?:text|mbox|textnormal|hbox|operatorname)\s*\{([^{}]*)\}")
 _DOLLARS = re.compile(r"\\\$|\$")
-_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
+_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$|^[+-]?\d{1,3}(?: \d{3})+(?:\.\d+)?$")
 _SPACE_THOUSANDS = re.compile(r"(?<=\d)(?:\{,\}|,\\!)(?=\d{3})")  # 1{,}000 and MATH's 1,\!000
 _TRAILING_PUNCT = re.compile(r"[\s.;:,]+$")
-_PERCENT = re.compile(r"\\?%")
+_PERCENT = re.compile(r"\\?%|(?<=[\d}.])\s*(?:per\s?cent|pct)\b\.?", re.IGNORECASE)
+# One-token arguments of \frac / \binom / \sqrt get braces (\frac13, \frac{\sqrt3}2, \frac ab); a braced
+# single character after ^ or _ loses them, so both spellings meet as one string.
+_ARG_COMMANDS = re.compile(r"\\(frac|binom|sqrt)(?![a-zA-Z])")
+_TOKEN = re.compile(r"\s*(\d|[A-Za-z]|\\[a-zA-Z]+)")
+_SCRIPT_BRACE = re.compile(r"([\^_])\{(\w)\}")
+_PLUS_INFINITY = re.compile(r"(^|[,(\[{]|\\cup)\s*\+\s*\\infty")
+_RELATIONS = re.compile(r"\\(?:le|leqslant|leq)(?![a-zA-Z])|\\(?:ge|geqslant|geq)(?![a-zA-Z])")
 _MULTISPACE = re.compile(r"\s+")
 # Unit words dropped after a number ("5 cm", "18 dollars", "15\mbox{ cm}^2"); variables are single letters,
 # so a unit list is only consulted for whole words.
@@ -73,7 +83,8 @@ _UNITS = (
     "kilometers?|inch(?:es)?|feet|foot|ft|yards?|yd|miles?|mph|hours?|hrs?|minutes?|mins?|seconds?|"
     "secs?|days?|weeks?|months?|years?|dollars?|cents?|degrees?|deg|radians?|pounds?|lbs?|ounces?|oz|"
     "grams?|kg|kilograms?|liters?|litres?|ml|gallons?|cups?|people|persons?|students?|apples?|"
-    "marbles?|pages?|points?|ways?|times|percent|boxes|books?|cookies?|eggs?|pieces?|sq\\.? ?(?:ft|m|in)"
+    "marbles?|pages?|points?|ways?|times|boxes|books?|cookies?|eggs?|pieces?|sq\\.? ?(?:ft|m|in)|"
+    "km/h|km/hr|m/s|mi/h|m/min|cm/s|yuan|rubles?|rub|euros?|kopecks?"
 )
 _UNIT_TAIL = re.compile(rf"(?<=[\d}}).])\s*(?:(?:{_UNITS})(?:\s*\^\{{?[23]\}}?)?\s*)+$", re.IGNORECASE)
 
@@ -99,6 +110,52 @@ def strip_units(text: str) -> str:
     return stripped or text
 
 
+def _skip_group(s: str, i: int) -> int:
+    """The index after the balanced ``{...}`` starting at ``s[i]`` (or ``len(s)`` if it never closes)."""
+    depth = 0
+    for j in range(i, len(s)):
+        depth += {"{": 1, "}": -1}.get(s[j], 0)
+        if depth == 0:
+            return j + 1
+    return len(s)
+
+
+def brace_arguments(s: str, depth: int = 0) -> str:
+    """``\\frac13`` -> ``\\frac{1}{3}``, ``\\frac{\\sqrt3}2`` -> ``\\frac{\\sqrt{3}}{2}``, ``x^{2}`` -> ``x^2``."""
+    if depth < 8 and ("\\frac" in s or "\\sqrt" in s or "\\binom" in s):
+        out, i = [], 0
+        for match in _ARG_COMMANDS.finditer(s):
+            if match.start() < i:
+                continue
+            out.append(s[i : match.end()])
+            i = match.end()
+            wanted = 1 if match.group(1) == "sqrt" else 2
+            while wanted and i < len(s):
+                if s[i] == " ":
+                    i += 1
+                elif s[i] == "[" and match.group(1) == "sqrt":  # \sqrt[3]{x}: the index, then the radicand
+                    end = s.find("]", i)
+                    end = len(s) if end < 0 else end + 1
+                    out.append(s[i:end])
+                    i = end
+                elif s[i] == "{":
+                    end = _skip_group(s, i)
+                    out.append(brace_arguments(s[i:end], depth + 1))
+                    i, wanted = end, wanted - 1
+                elif token := _TOKEN.match(s, i):
+                    out.append("{" + token.group(1) + "}")
+                    i, wanted = token.end(), wanted - 1
+                else:
+                    break
+        out.append(s[i:])
+        s = "".join(out)
+    return _SCRIPT_BRACE.sub(r"\1\2", s)
+
+
+def _relation(match: re.Match) -> str:
+    return "\\leq " if match.group(0)[1] == "l" else "\\geq "
+
+
 def canonical(answer: str) -> str:
     """The canonical LaTeX form used for every comparison (see module docstring)."""
     s = normalize_chars(answer).strip()
@@ -114,12 +171,15 @@ def canonical(answer: str) -> str:
     s = _STYLE_WRAPPERS.sub("", s)
     s = unwrap_text(s)
     s = _PERCENT.sub("%", s)
-    s = s.replace(r"\le ", r"\leq ").replace(r"\ge ", r"\geq ")
+    s = _RELATIONS.sub(_relation, s)
+    s = brace_arguments(s)
+    if "infty" in s:
+        s = _PLUS_INFINITY.sub(r"\1\\infty", s)
     s = _MULTISPACE.sub(" ", s).strip()
     s = _TRAILING_PUNCT.sub("", s)
     s = strip_units(s)
-    if _THOUSANDS.match(s):  # "1,000"; "200, 100" (a space after the comma) is a list
-        s = s.replace(",", "")
+    if _THOUSANDS.match(s):  # "1,000", "1 000"; "200, 100" (a space after the comma) is a list
+        s = s.replace(",", "").replace(" ", "")
     return s.strip()
 
 

@@ -155,6 +155,19 @@ def run_symbolic(pred: str, gold: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> 
         return reply["verdict"], reply["reason"]
 
 
+def clear_worker_cache() -> None:
+    """Empty the symbolic worker's parse cache (if it runs), so a benchmark's next item starts cold."""
+    with _symbolic_lock:
+        worker = _symbolic_worker
+        if worker is None or not worker.alive:
+            return
+        try:
+            worker.send({"op": "clear"})
+            worker.receive(STARTUP_TIMEOUT_S)
+        except WorkerDied:
+            pass
+
+
 def map_items(
     tasks: list[Any], options: dict[str, Any], workers: int, timeout_s: float, chunk: int = 16
 ) -> list[dict[str, Any] | None]:

@@ -29,6 +29,18 @@ _CHOICE = re.compile(r"^\(?([A-Ea-e])\)?$")
 _WORDS = re.compile(r"^[A-Za-z][A-Za-z' \-]*[A-Za-z]$")
 _TEXT_WRAPPED = re.compile(r"\\(?:text|mbox|textbf|mathrm)\s*\{\s*\(?[A-Za-z][A-Za-z ,'\-()]*\}")
 _SIMPLE_LHS = re.compile(r"^[A-Za-z](?:_\{?\w+\}?)?(?:\(\w+\))?$|^\\[a-zA-Z]+$")
+# A name whose value an answer states: x, a_1, f(2), f_{\max}, \theta, AB, |AB|, \angle ABC, x', and
+# tuples (p,q) or ratios V_1:V_2 of names.
+_NAME = r"(?:m?\\angle\s*)?(?:[A-Za-z]+|\\[a-zA-Z]+)(?:_(?:\{[^{}=]*\}|\w))?'*(?:\([^()=<>]*\))?"
+_ATOM = rf"(?:{_NAME}|\|\s*{_NAME}\s*\||\\[lv]?[vV]?ert\s*{_NAME}\s*\\[rv]?[vV]?ert)"
+_LABEL = re.compile(rf"^\s*(?:{_ATOM}(?:\s*:\s*{_ATOM})*|\(\s*{_ATOM}(?:\s*,\s*{_ATOM})+\s*\))\s*$")
+_ABS_NAME = re.compile(rf"^\s*(?:\|\s*({_NAME})\s*\||\\[lv]?[vV]?ert\s*({_NAME})\s*\\[rv]?[vV]?ert)\s*$")
+_COMMAND = re.compile(r"\\[a-zA-Z]+")
+_IN = re.compile(r"\\in(?![a-zA-Z])")
+_ALTERNATIVES = (" and ", " or ", ";", r"\text{and}", r"\text{or}")
+_RELATION = re.compile(r"(\\leq|\\geq|\\lt(?![a-zA-Z])|\\gt(?![a-zA-Z])|<|>)")
+_LESS = {"<": "<", r"\lt": "<", r"\leq": "<="}
+_GREATER = {">": ">", r"\gt": ">", r"\geq": ">="}
 _MATRIX = re.compile(r"^\\begin\{([pbvBV]?matrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}$", re.DOTALL)
 
 _OPENERS = "([{"
@@ -267,3 +279,131 @@ def split_pm(s: str) -> tuple[str, str] | None:
     if not head:
         return tail, f"-{tail}" if not tail.startswith("-") else tail[1:]
     return f"{head}+{tail}", f"{head}-({tail})"
+
+
+def is_label(lhs: str) -> bool:
+    """Whether ``lhs`` only names what the answer states (``x``, ``(p,q)``, ``|AB|``, ``V_1:V_2``)."""
+    return bool(_LABEL.match(lhs)) and len(lhs) <= 80
+
+
+def has_variables(s: str) -> bool:
+    """Whether a value has letters outside LaTeX commands (``2x+1`` yes; ``\\frac{\\pi}{2}`` no)."""
+    return bool(re.search(r"[A-Za-z]", _COMMAND.sub("", s)))
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """An answer that names what it states: ``x = 5``, ``(p,q) = (3,2)``, ``a=2, b=3``, ``x=1, x=-3``."""
+
+    names: tuple[str, ...]
+    values: tuple[str, ...]
+
+    @property
+    def value(self) -> str:
+        """The stated value: one value, a tuple for distinct names, a list for one name repeated."""
+        if len(self.values) == 1:
+            return self.values[0]
+        if len(set(self.names)) == 1:
+            return ", ".join(self.values)
+        return "(" + ", ".join(self.values) + ")"
+
+
+def parse_labelled(s: str) -> Labelled | None:
+    """``name = value`` answers (see ``Labelled``); a chain ``x = \\frac{6}{3} = 2`` states its last part."""
+    items = split_top(s, ",")
+    if len(items) > 1 and len(items) <= MAX_ITEMS:
+        pairs = [split_top(item, "=") for item in items]
+        if all(len(p) == 2 and p[1] and is_label(p[0]) for p in pairs):
+            return Labelled(tuple(p[0].replace(" ", "") for p in pairs), tuple(p[1] for p in pairs))
+    parts = split_top(s, "=")
+    if (
+        len(parts) < 2
+        or not parts[-1]
+        or not is_label(parts[0])
+        or any(p.endswith(("<", ">", "!")) for p in parts)
+    ):
+        return None
+    name, value = parts[0].replace(" ", ""), parts[-1]
+    if name.startswith("(") and value.startswith("(") and value.endswith(")"):
+        names, values = split_top(name[1:-1], ","), split_top(value[1:-1], ",")
+        if len(names) == len(values) > 1:
+            return Labelled(tuple(names), tuple(values))
+    return Labelled((name,), (value,))
+
+
+def split_alternatives(s: str) -> list[str]:
+    """``1 and 2 and 3``, ``(11,7) or (7,11)``, ``-12;-11;-10``: the parts, split outside brackets."""
+    parts = [s]
+    for separator in _ALTERNATIVES:
+        if separator in s:
+            parts = [piece for part in parts for piece in split_top(part, separator)]
+    return [p for p in parts if p] if len(parts) <= MAX_ITEMS else [s]
+
+
+def _negate(v: str) -> str:
+    if v.startswith("-") and not re.search(r"[+-]", v[1:]):
+        return v[1:]
+    return "-" + v if not re.search(r"[+-]", v) else f"-({v})"
+
+
+def _ray(name_left: bool, op: str, value: str, absolute: bool) -> str | None:
+    """The set of ``x op value`` (or ``value op x`` when the name is on the right), ``|x|`` allowed."""
+    less = op in _LESS
+    if not name_left:
+        less = not less
+    closed = op in (r"\leq", r"\geq")
+    lo, hi = ("[", "]") if closed else ("(", ")")
+    if not absolute:
+        return rf"(-\infty,{value}{hi}" if less else rf"{lo}{value},\infty)"
+    neg = _negate(value)
+    if less:
+        return f"{lo}{neg},{value}{hi}"
+    return rf"(-\infty,{neg}{hi}\cup{lo}{value},\infty)"
+
+
+def _relation_set(s: str) -> str | None:
+    """One relation or chain as an interval string: ``-793<a<10`` -> ``(-793,10)``, ``|x|>2`` -> a union."""
+    if _IN.search(s):
+        name, rest = _IN.split(s, maxsplit=1)
+        return rest.strip() if is_label(name) and rest.strip() else None
+    tokens = _RELATION.split(s.replace(" ", ""))
+    if len(tokens) == 3:
+        left, op, right = tokens
+        for name, value, name_left in ((left, right, True), (right, left, False)):
+            absolute = _ABS_NAME.match(name)
+            if (absolute or is_label(name)) and value and not is_label(value):
+                return _ray(name_left, op, value, bool(absolute))
+        return None
+    if len(tokens) != 5:
+        return None
+    low, op1, middle, op2, high = tokens
+    if op1 in _GREATER and op2 in _GREATER:
+        low, op1, op2, high = (
+            high,
+            {">": "<", r"\gt": "<", r"\geq": r"\leq"}[op2],
+            {">": "<", r"\gt": "<", r"\geq": r"\leq"}[op1],
+            low,
+        )
+    if op1 not in _LESS or op2 not in _LESS or not low or not high:
+        return None
+    lo = "[" if op1 == r"\leq" else "("
+    hi = "]" if op2 == r"\leq" else ")"
+    if _ABS_NAME.match(middle):
+        if low == "0":
+            return f"[-{high},{high}{hi}" if lo == "[" else f"({_negate(high)},0)\\cup(0,{high}{hi}"
+        mirror = {"[": "]", "(": ")"}[lo]
+        return f"{ {']': '[', ')': '('}[hi] }{_negate(high)},{_negate(low)}{mirror}\\cup{lo}{low},{high}{hi}"
+    return f"{lo}{low},{high}{hi}" if is_label(middle) else None
+
+
+def relation_to_set(s: str) -> str | None:
+    """An answer given as inequalities or membership (``0<f(x)<1``, ``x<-1 or x>3``, ``x \\in [2,5)``,
+    ``1\\leq|z|\\leq\\frac32``) as the interval or union of intervals it describes; None otherwise."""
+    membership = _IN.search(s)
+    if not (membership or _RELATION.search(s)) or len(s) > 400:
+        return None
+    parts = [s] if membership else [p for alt in split_alternatives(s) for p in split_top(alt, ",")]
+    sets = [_relation_set(p) for p in parts]
+    if not sets or any(x is None for x in sets):
+        return None
+    return r"\cup".join(x for x in sets if x)

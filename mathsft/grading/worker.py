@@ -1,6 +1,7 @@
 """The grading child process (``python -m mathsft.grading.worker``): JSON lines in, JSON lines out.
 
-Messages: ``{"op": "symbolic", "pred", "gold"}`` -> ``{"verdict", "reason"}``; ``{"op": "grade",
+Messages: ``{"op": "symbolic", "pred", "gold"}`` -> ``{"verdict", "reason"}``; ``{"op": "clear"}`` ->
+``{"cleared": true}`` (its parse cache emptied); ``{"op": "grade",
 "options": {...}, "tasks": [[response, gold], ...]}`` -> one ``Grade`` dict per task, in order. Its parent
 (``timeout.py``) kills it when an item overruns, so everything here runs inline, without timers.
 """
@@ -39,7 +40,10 @@ def main() -> None:
     _write({"ready": True})
     for line in sys.stdin:
         message = json.loads(line)
-        if message["op"] == "symbolic":
+        if message["op"] == "clear":
+            to_sympy.cache_clear()
+            _write({"cleared": True})
+        elif message["op"] == "symbolic":
             try:
                 verdict, reason = symbolic_equal(message["pred"], message["gold"])
             except Exception as err:  # a SymPy failure is "no verdict", never a dead worker
