@@ -102,16 +102,61 @@ def _elaborate(rng: random.Random, solution: str, rounds: int) -> str:
     return "\n\n".join(parts)
 
 
+_SIMPLE_FRAC = re.compile(r"^(-?)\\frac\{(\d+)\}\{(\d+)\}$")
+_THOUSANDS = re.compile(r"^\d{1,3}(?:,\d{3})+$")
+_TWO_TERMS = re.compile(r"^([^+\-{}()]+)\+([^+\-{}()]+)$")
+_VARIANTS: list[tuple[str, Callable[[str], str | None]]] = [
+    ("dfrac", lambda a: a.replace("\\frac", "\\dfrac") if "\\frac" in a else None),
+    (
+        "short-frac",
+        lambda a: (
+            re.sub(r"\\frac\{(\d)\}\{(\d)\}", r"\\frac\1\2", a)
+            if re.search(r"\\frac\{\d\}\{\d\}", a)
+            else None
+        ),
+    ),
+    ("slash", lambda a: f"{m[1]}{m[2]}/{m[3]}" if (m := _SIMPLE_FRAC.match(a)) else None),
+    ("decimal", lambda a: _decimal(a)),
+    (
+        "short-sqrt",
+        lambda a: re.sub(r"\\sqrt\{(\d)\}", r"\\sqrt\1", a) if re.search(r"\\sqrt\{\d\}", a) else None,
+    ),
+    ("swap-terms", lambda a: f"{m[2]}+{m[1]}" if (m := _TWO_TERMS.match(a.replace(" ", ""))) else None),
+    (
+        "left-right",
+        lambda a: "\\left" + a[:-1] + "\\right)" if a.startswith("(") and a.endswith(")") else None,
+    ),
+    (
+        "spaced",
+        lambda a: a.replace(",", ", ") if "," in a and " " not in a and not _THOUSANDS.match(a) else None,
+    ),
+    ("label", lambda a: "x = " + a if re.fullmatch(r"-?[\d.]+", a) else None),
+    ("unwrapped-text", lambda a: a[6:-1] if a.startswith("\\text{") and a.endswith("}") else None),
+    ("thousands", lambda a: f"{int(a):,}" if re.fullmatch(r"\d{4,}", a) else None),
+    ("dollars", lambda a: "\\$" + a if re.fullmatch(r"\d+", a) else None),
+    ("cents", lambda a: a + ".00" if re.fullmatch(r"\d+", a) else None),
+]
+
+
+def _decimal(answer: str) -> str | None:
+    """A fraction with a short terminating decimal (``\\frac{3}{4}`` -> ``0.75``)."""
+    m = _SIMPLE_FRAC.match(answer)
+    if not m or int(m[3]) == 0:
+        return None
+    value = int(m[2]) / int(m[3])
+    text = f"{value:.6f}".rstrip("0").rstrip(".")
+    return (m[1] + text) if abs(float(text) - value) < 1e-12 else None
+
+
 def _variant(rng: random.Random, answer: str) -> str:
-    """The gold as models also write it: display fractions, \\left( \\right), a label, or as is."""
-    choice = rng.random()
-    if choice < 0.15 and "\\frac" in answer:
-        return answer.replace("\\frac", "\\dfrac")
-    if choice < 0.25 and answer.startswith("(") and answer.endswith(")"):
-        return "\\left" + answer[:-1] + "\\right)"
-    if choice < 0.30 and re.fullmatch(r"-?\d+", answer):
-        return "x = " + answer
-    return answer
+    """The answer as models also write it (``\\dfrac``, ``\\frac34``, ``3/4``, ``0.75``, ``\\sqrt2``, terms
+    swapped, ``\\left( \\right)``, ``x = 5``, ``1,234``, ``\\$18``, ``18.00``) about half of the time, else as
+    is."""
+    if rng.random() < 0.5:
+        return answer
+    forms = [f(answer) for _, f in _VARIANTS]
+    forms = [f for f in forms if f is not None and f != answer]
+    return rng.choice(forms) if forms else answer
 
 
 def _wrong(rng: random.Random, answer: str, others: list[str]) -> str:
@@ -204,7 +249,7 @@ def build_long_responses(math_rows: list[dict], gsm_rows: list[dict], seed: int 
         style = ("gsm8k-hashes", "the-answer-is", "qwen-boxed", "r1-think", "loop-cut")[i % 5]
         gold = row["answer"].rsplit("####", 1)[1].strip()
         right = rng.random() >= 1 / 3
-        answer = gold if right else _wrong(rng, gold, [])
+        answer = _variant(rng, gold if right else _wrong(rng, gold, []))
         if style == "loop-cut":
             states = len(answer) >= 2 and rng.random() < 0.5
             right = right and states

@@ -20,6 +20,7 @@ from fractions import Fraction
 from functools import lru_cache
 
 from mathsft.grading.normalize import canonical, compact, normalize_chars, text_key
+from mathsft.grading.numeric import float_equal
 from mathsft.grading.timeout import clear_worker_cache, run_symbolic
 from mathsft.grading.values import (
     Matrix,
@@ -84,8 +85,13 @@ def numbers_equal(pred: Number, gold: Number, lenient: bool) -> tuple[bool, str]
 
 @lru_cache(maxsize=1 << 16)
 def _symbolic(pred: str, gold: str) -> tuple[bool, str]:
+    """Floating point first (``numeric.float_equal``, in process, microseconds); the symbolic worker
+    (SymPy, under a deadline) only for what floats cannot settle."""
+    fast = float_equal(pred, gold)
+    if fast is not None:
+        return fast
     try:
-        verdict, reason = run_symbolic(pred, gold)
+        verdict, reason = run_symbolic(compact(pred), compact(gold))
     except Exception as err:  # inline in a worker: a SymPy failure is no verdict, not a crash
         verdict, reason = None, f"symbolic-error: {type(err).__name__}"
     return bool(verdict), reason
@@ -181,7 +187,7 @@ def _labelled(pred: str, gold: str, lenient: bool) -> tuple[str, str] | tuple[bo
         return _compare(pred_label.value, gold_label.value, lenient, 1)[0], "labelled"
     gold_eq, pred_eq = split_equation(gold), split_equation(pred)
     if gold_eq and pred_eq and not (gold_label and pred_label):
-        return _symbolic(compact(pred), compact(gold))
+        return _symbolic(pred, gold)
     if gold_label:
         if not lenient and has_variables(gold_label.value):
             return False, "equation"
@@ -237,7 +243,7 @@ def _compare(pred: str, gold: str, lenient: bool, depth: int = 0) -> tuple[bool,
         if not lenient:
             return False, "numeric"
         pred, gold = pred.replace("%", ""), gold.replace("%", "")
-    return _symbolic(compact(pred), compact(gold))
+    return _symbolic(pred, gold)
 
 
 def compare_text(pred: str, gold: str, lenient: bool) -> tuple[bool, str]:

@@ -20,6 +20,7 @@ import re
 
 STYLES = ("auto", "gsm8k", "math")
 MAX_ANSWER_CHARS = 2000  # an "answer" longer than this is a runaway box, not an answer
+TAIL_CHARS = 4000  # a final statement or final sentence is looked for in this many last characters
 
 _BOX_COMMANDS = (r"\boxed", r"\fbox")
 _ANSWER_TAG = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.DOTALL | re.IGNORECASE)
@@ -28,7 +29,6 @@ _PHRASE = re.compile(
     r"(?:\b(?:final\s+)?answer\s*\**\s*(?:is\b|:)\s*\**\s*:?|\bthe\s+answer\s+is\b\s*:?)", re.IGNORECASE
 )
 _NUMBER = re.compile(r"(?<![\w.])-?\d(?:[\d,]*\d)?(?:\.\d+)?(?:/\d+)?")
-_SENTENCE_SPLIT = re.compile(r"(?<!\d)\.(?!\d)|\n")
 _SENTENCE_END = re.compile(r"\.(?=\s|$)|\bI hope\b|\n")
 _CLOSING = re.compile(
     r"(?:^|(?<=[.!?\n]))\s*(?:I hope|Hope (?:this|that|it)|Let me know|Feel free)\b[^\n]*$", re.I
@@ -134,12 +134,19 @@ def _box_content(text: str, i: int) -> tuple[str, int] | None:
 
 
 def _phrase_answer(text: str) -> str | None:
-    values = [
-        _clip_value(text[m.end() : m.end() + MAX_ANSWER_CHARS + 10])
-        for m in _PHRASE.finditer(text)
-        if not _CHECKING.search(text, max(0, m.start() - 40), m.start())
-    ]
-    values = [v for v in values if v]
+    # Only the last statements matter: the tail first, the whole text only when the tail has none.
+    if "nswer" not in text and "NSWER" not in text:
+        return None
+    tail_start = max(0, len(text) - TAIL_CHARS)
+    matches = list(_PHRASE.finditer(text, tail_start)) or (list(_PHRASE.finditer(text)) if tail_start else [])
+    values = []
+    for m in reversed(matches):
+        if not _CHECKING.search(text, max(0, m.start() - 40), m.start()):
+            value = _clip_value(text[m.end() : m.end() + MAX_ANSWER_CHARS + 10])
+            if value:
+                values.insert(0, value)
+                if len(values) == 3:  # enough to recognize a loop
+                    break
     if not values:
         return None
     last = values[-1]
@@ -161,11 +168,35 @@ def _clip_value(value: str) -> str:
     return value.strip().strip("*").strip()
 
 
+def _final_sentence(text: str) -> str:
+    """What follows the last newline or the last period with no digit on either side (``3.5`` and ``18.``
+    end no sentence), found from the end."""
+    text = text.rstrip().rstrip(".").rstrip()
+    start = text.rfind("\n") + 1
+    dot = len(text)
+    while (dot := text.rfind(".", start, dot)) >= 0:
+        if not (dot > 0 and text[dot - 1].isdigit()) and not (
+            dot + 1 < len(text) and text[dot + 1].isdigit()
+        ):
+            return text[dot + 1 :]
+    return text[start:]
+
+
+def _drop_closing(text: str) -> str:
+    """``... 18 lollipops.\n\nI hope this helps!``: closing remarks (in the last lines) dropped."""
+    for _ in range(3):
+        line_start = text.rstrip().rfind("\n") + 1
+        last = _CLOSING.sub("", text[line_start:])
+        if last == text[line_start:]:
+            break
+        text = text[:line_start] + last
+    return text
+
+
 def _last_number(text: str, final_sentence: bool = False) -> str | None:
+    text = text[-TAIL_CHARS:]  # the last number lies in the tail; so does the final sentence's
     if final_sentence:
-        for _ in range(3):  # "... 18 lollipops.\n\nI hope this helps!": the closing remark is not the answer
-            text = _CLOSING.sub("", text)
-        text = _SENTENCE_SPLIT.split(text.rstrip().rstrip(".").rstrip())[-1]
+        text = _final_sentence(_drop_closing(text))
     last = None
     for last in _NUMBER.finditer(text):  # noqa: B007 - we want the final match
         pass
@@ -232,8 +263,9 @@ def stated_number(answer: str) -> str | None:
 
 
 def _gsm8k_answer(text: str) -> str | None:
-    matches = _GSM8K.findall(text)
-    return matches[-1].strip() if matches else None
+    start = text.rfind("####")
+    match = _GSM8K.match(text, start) if start >= 0 else None
+    return match.group(1).strip() if match else None
 
 
 def _sized(answer: str) -> str | None:

@@ -76,6 +76,7 @@ _SCRIPT_BRACE = re.compile(r"([\^_])\{(\w)\}")
 _PLUS_INFINITY = re.compile(r"(^|[,(\[{]|\\cup)\s*\+\s*\\infty")
 _RELATIONS = re.compile(r"\\(?:le|leqslant|leq)(?![a-zA-Z])|\\(?:ge|geqslant|geq)(?![a-zA-Z])")
 _MULTISPACE = re.compile(r"\s+")
+_PLAIN_NUMBER = re.compile(r"-?\d{1,30}(?:\.\d{1,30})?")
 # Unit words dropped after a number ("5 cm", "18 dollars", "15\mbox{ cm}^2"); variables are single letters,
 # so a unit list is only consulted for whole words.
 _UNITS = (
@@ -158,6 +159,8 @@ def _relation(match: re.Match) -> str:
 
 def canonical(answer: str) -> str:
     """The canonical LaTeX form used for every comparison (see module docstring)."""
+    if _PLAIN_NUMBER.fullmatch(answer):  # most GSM8K answers and golds: nothing to rewrite
+        return answer
     s = normalize_chars(answer).strip()
     s = _SPACE_THOUSANDS.sub(",", s)
     s = s.replace("{,}", ",")
