@@ -198,6 +198,9 @@ def _labelled(pred: str, gold: str, lenient: bool) -> tuple[str, str] | tuple[bo
         return False, "equation"
     if pred_label:
         pred = pred_label.value
+        gold_structure = parse_structure(gold)
+        if isinstance(gold_structure, Sequence) and not gold_structure.ordered:  # x_1=1, x_2=2 for "1, 2"
+            pred = ", ".join(pred_label.values)
     elif pred_eq and not has_variables(pred_eq[0]):  # a computation ending in its result: 48 + 24 = 72
         pred = split_top(pred, "=")[-1]
     return pred, gold

@@ -38,6 +38,7 @@ _PROSE = re.compile(r"(?:\s|\b(?:[A-Za-z]{2,}|[aAI])\b|[$,.;:?'\"()*{}]|\\[$,;! 
 _MATH_SPAN = re.compile(r"^\s*(\$\$?|\\\(|\\\[)(.*?)((?<!\\)\$\$?|\\\)|\\\])", re.DOTALL)  # \$ is a dollar
 _UNBRACED = re.compile(r"[^\s$]+")
 MAX_JOINED_BOXES = 16
+MAX_JOIN_GAP = 60  # characters between two boxes that together state several answers
 # What may stand between boxes that together state several answers: commas, "and"/"or", spacing, math
 # delimiters; never words, so "\boxed{3}, then correcting: \boxed{4}" is one answer.
 _BOX_JOIN = re.compile(
@@ -86,7 +87,8 @@ def last_boxed(text: str) -> str | None:
     contents = [content]
     for _ in range(MAX_JOINED_BOXES - 1):
         previous = _box_before(text, start)
-        if previous is None or not _BOX_JOIN.fullmatch(text[previous[1] : start]):
+        gap = text[previous[1] : start] if previous is not None else ""
+        if previous is None or len(gap) > MAX_JOIN_GAP or not _BOX_JOIN.fullmatch(gap):
             break
         start, _, content = previous
         contents.insert(0, content)

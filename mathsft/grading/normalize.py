@@ -60,9 +60,10 @@ _DEGREES = re.compile(
     r"\^\s*\{?\s*\\circ\s*\}?|\\circ(?![a-zA-Z])|\\degree(?![a-zA-Z])|\^\s*\{\s*\\text\{o\}\s*\}"
 )
 _STYLE_WRAPPERS = re.compile(
-    r"\\(?:mathbf|mathrm|mathit|mathsf|mathnormal|textbf|textit|textrm|textsf|boldsymbol|bm)(?![a-zA-Z])"
+    r"\\(?:mathbf|mathit|mathsf|mathnormal|textbf|textit|textrm|textsf|boldsymbol|bm)(?![a-zA-Z])"
 )
-_TEXT_CMD = re.compile(r"\\(?:text|mbox|textnormal|hbox|operatorname)\s*\{([^{}]*)\}")
+_TEXT_CMD = re.compile(r"\\(?:text|mbox|textnormal|hbox|operatorname|mathrm)\s*\{([^{}]*)\}")
+_UNIT_SLASH = re.compile(r"(?<=[A-Za-z])\s*/\s*(?=[A-Za-z])")  # km / h (from \mathrm{km}/\mathrm{h})
 _DOLLARS = re.compile(r"\\\$|\$")
 _THOUSANDS = re.compile(r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$|^[+-]?\d{1,3}(?: \d{3})+(?:\.\d+)?$")
 _SPACE_THOUSANDS = re.compile(r"(?<=\d)(?:\{,\}|,\\!)(?=\d{3})")  # 1{,}000 and MATH's 1,\!000
@@ -173,6 +174,8 @@ def canonical(answer: str) -> str:
     s = _DEGREES.sub("", s)
     s = _STYLE_WRAPPERS.sub("", s)
     s = unwrap_text(s)
+    if "/" in s:
+        s = _UNIT_SLASH.sub("/", s)
     s = _PERCENT.sub("%", s)
     s = _RELATIONS.sub(_relation, s)
     s = brace_arguments(s)

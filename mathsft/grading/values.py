@@ -28,7 +28,6 @@ _BASE = re.compile(r"^([0-9A-Za-z]+)_(?:\{(\d{1,2})\}|(\d))$")
 _CHOICE = re.compile(r"^\(?([A-Ea-e])\)?$")
 _WORDS = re.compile(r"^[A-Za-z][A-Za-z' \-]*[A-Za-z]$")
 _TEXT_WRAPPED = re.compile(r"\\(?:text|mbox|textbf|mathrm)\s*\{\s*\(?[A-Za-z][A-Za-z ,'\-()]*\}")
-_SIMPLE_LHS = re.compile(r"^[A-Za-z](?:_\{?\w+\}?)?(?:\(\w+\))?$|^\\[a-zA-Z]+$")
 # A name whose value an answer states: x, a_1, f(2), f_{\max}, \theta, AB, |AB|, \angle ABC, x', and
 # tuples (p,q) or ratios V_1:V_2 of names.
 _NAME = r"(?:m?\\angle\s*)?(?:[A-Za-z]+|\\[a-zA-Z]+)(?:_(?:\{[^{}=]*\}|\w))?'*(?:\([^()=<>]*\))?"
@@ -41,6 +40,8 @@ _ALTERNATIVES = (" and ", " or ", ";", r"\text{and}", r"\text{or}")
 _RELATION = re.compile(r"(\\leq|\\geq|\\lt(?![a-zA-Z])|\\gt(?![a-zA-Z])|<|>)")
 _LESS = {"<": "<", r"\lt": "<", r"\leq": "<="}
 _GREATER = {">": ">", r"\gt": ">", r"\geq": ">="}
+_FLIP = {">": "<", r"\gt": "<", r"\geq": r"\leq"}
+_MIRROR = {"[": "]", "(": ")", "]": "[", ")": "("}
 _MATRIX = re.compile(r"^\\begin\{([pbvBV]?matrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}$", re.DOTALL)
 
 _OPENERS = "([{"
@@ -263,11 +264,6 @@ def split_equation(s: str) -> tuple[str, str] | None:
     return parts[0], parts[1]
 
 
-def is_simple_lhs(lhs: str) -> bool:
-    """``x``, ``a_1``, ``f(2)``, ``\\theta``: a name whose value the answer states."""
-    return bool(_SIMPLE_LHS.match(lhs.replace(" ", "")))
-
-
 def split_pm(s: str) -> tuple[str, str] | None:
     """``a \\pm b`` -> (``a+b``, ``a-b``) at the top level; ``\\pm b`` -> (``b``, ``-b``)."""
     parts = split_top(s, r"\pm")
@@ -377,22 +373,17 @@ def _relation_set(s: str) -> str | None:
     if len(tokens) != 5:
         return None
     low, op1, middle, op2, high = tokens
-    if op1 in _GREATER and op2 in _GREATER:
-        low, op1, op2, high = (
-            high,
-            {">": "<", r"\gt": "<", r"\geq": r"\leq"}[op2],
-            {">": "<", r"\gt": "<", r"\geq": r"\leq"}[op1],
-            low,
-        )
+    if op1 in _GREATER and op2 in _GREATER:  # 10 > a > -793 is -793 < a < 10
+        low, op1, op2, high = high, _FLIP[op2], _FLIP[op1], low
     if op1 not in _LESS or op2 not in _LESS or not low or not high:
         return None
     lo = "[" if op1 == r"\leq" else "("
     hi = "]" if op2 == r"\leq" else ")"
-    if _ABS_NAME.match(middle):
+    if _ABS_NAME.match(middle):  # low < |x| < high: (-high, -low) and (low, high)
+        outer = f"{_MIRROR[hi]}{_negate(high)},"
         if low == "0":
-            return f"[-{high},{high}{hi}" if lo == "[" else f"({_negate(high)},0)\\cup(0,{high}{hi}"
-        mirror = {"[": "]", "(": ")"}[lo]
-        return f"{ {']': '[', ')': '('}[hi] }{_negate(high)},{_negate(low)}{mirror}\\cup{lo}{low},{high}{hi}"
+            return f"{outer}{high}{hi}" if lo == "[" else f"{outer}0)\\cup(0,{high}{hi}"
+        return f"{outer}{_negate(low)}{_MIRROR[lo]}\\cup{lo}{low},{high}{hi}"
     return f"{lo}{low},{high}{hi}" if is_label(middle) else None
 
 

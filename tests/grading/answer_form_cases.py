@@ -4,7 +4,17 @@ The answer forms of competition data (OpenR1-Math-220k, NuminaMath: labelled ans
 inequalities, text, golds that are whole solutions) and of R1-style and bare responses. Shared by
 tests/grading/test_grading_answer_forms.py and bench/grading_bench.py (mathsft vs math-verify per kind).
 Near misses are labelled False: every rule that accepts a form is paired with a case it must reject.
+The cases after ``HELD_OUT`` were written after the rules, as a check of them (48 of 50 passed then).
 """
+
+
+def _r1(answer: str) -> str:
+    """An R1-style response: thinking (with a tentative answer), then the final answer boxed."""
+    return (
+        "<think>\nOkay, let me work through this. ... so maybe 3? Let me check again.\n</think>\n\n"
+        f"The solution follows.\n\n**Final Answer**\n\\boxed{{{answer}}}"
+    )
+
 
 ANSWER_FORM_CASES: list[tuple[str, str, bool, str]] = [
     # labelled answers: a name (or tuple/ratio of names) = the value
@@ -108,4 +118,63 @@ ANSWER_FORM_CASES: list[tuple[str, str, bool, str]] = [
     (r"\boxed{x \in [2,5]}", "[2,5)", False, "review"),
     (r"\boxed{a=2, b=3}", "(2,3)", True, "review"),
     (r"\boxed{a=3, b=2}", "(2,3)", False, "review"),
+]
+
+HELD_OUT = len(ANSWER_FORM_CASES)
+ANSWER_FORM_CASES += [
+    (_r1(r"12\mathrm{~cm}"), "12", True, "bare-and-latex"),
+    (_r1(r"15 \mathrm{~km}/\mathrm{h}"), r"15\mathrm{~km}/\mathrm{h}", True, "bare-and-latex"),
+    (_r1(r"8 \text{ days}"), "8", True, "bare-and-latex"),
+    (_r1(r"\dfrac{\sqrt{3}}{2}"), r"\frac{\sqrt3}{2}", True, "bare-and-latex"),
+    (_r1(r"\sqrt{5}-1"), r"-1+\sqrt{5}", True, "bare-and-latex"),
+    (_r1(r"2\sqrt{2}"), r"\sqrt{8}", True, "bare-and-latex"),
+    (_r1(r"\left(-\frac{1}{2}, 0\right)"), r"(-\frac{1}{2},0)", True, "bare-and-latex"),
+    (_r1(r"\left(\frac{1}{2}, 0\right)"), r"(-\frac{1}{2},0)", False, "bare-and-latex"),
+    (_r1(r"\text{B}"), "B", True, "text"),
+    (_r1("B"), r"\textbf{(B)}", True, "text"),
+    (_r1("C"), r"\textbf{(B)}", False, "text"),
+    (_r1(r"\text{proof}"), r"\text{proof}", True, "text"),
+    (_r1(r"\text{A}"), "A", True, "text"),
+    (r"The answer is $\boxed{\textbf{(D)}}$", "D", True, "text"),
+    ("Thus the answer is (A) $12$.", "A", True, "text"),
+    (_r1(r"\frac{x^2}{4}+\frac{y^2}{3}=1"), r"\frac{x^{2}}{4}+\frac{y^{2}}{3}=1", True, "equation"),
+    (_r1(r"\frac{x^2}{4}+\frac{y^2}{2}=1"), r"\frac{x^{2}}{4}+\frac{y^{2}}{3}=1", False, "equation"),
+    (_r1(r"y^2=4x"), r"y^{2}=4x", True, "equation"),
+    (_r1(r"2x-y+1=0"), r"y=2x+1", True, "equation"),
+    (_r1(r"a_n=3^{n-1}"), r"a_{n}=3^{n-1}", True, "equation"),
+    (_r1(r"a_n=2n-1"), r"a_{n}=2n+1", False, "equation"),
+    (_r1(r"45^\circ"), r"45^{\circ}", True, "equation"),
+    (_r1(r"\frac{\pi}{4}"), r"45^{\circ}", False, "equation"),
+    (_r1(r"(-\infty, 0) \cup (0, +\infty)"), r"(-\infty,0)\cup(0,+\infty)", True, "interval"),
+    (_r1(r"m \leq -1"), r"m\leqslant-1", True, "interval"),
+    (_r1(r"(-\infty,-1]"), r"m\leqslant-1", True, "interval"),
+    (_r1(r"-2<m<2"), r"(-2,2)", True, "interval"),
+    (_r1(r"k \in (-\infty, -1) \cup (1, +\infty)"), r"(-\infty,-1)\cup(1,+\infty)", True, "interval"),
+    (_r1(r"|k|>1"), r"(-\infty,-1)\cup(1,+\infty)", True, "interval"),
+    (_r1(r"|k|\geq 1"), r"(-\infty,-1)\cup(1,+\infty)", False, "interval"),
+    (_r1(r"\{1,2\}"), r"x \in \{1,2\}", True, "interval"),
+    (_r1(r"x_1=1, x_2=2"), "1, 2", True, "labelled"),
+    (_r1(r"x_1=1, x_2=3"), "1, 2", False, "labelled"),
+    (_r1(r"f(x)=x^2+1"), r"x^2+1", True, "labelled"),
+    (_r1(r"f(x)=x^2-1"), r"x^2+1", False, "labelled"),
+    (_r1(r"(x,y)=(1,2)"), r"(1,2)", True, "labelled"),
+    (_r1(r"x=1,y=2"), r"(1,2)", True, "labelled"),
+    (_r1(r"x=2,y=1"), r"(1,2)", False, "labelled"),
+    (_r1(r"\max=3"), r"3", True, "labelled"),
+    (_r1(r"n=1"), r"1", True, "labelled"),
+    (r"Therefore, $a = \boxed{-\frac{1}{2}}$.", r"a=-\frac{1}{2}", True, "labelled"),
+    (
+        r"The maximum value is $\boxed{\frac{9}{4}}$, attained at $x=\frac{3}{2}$.",
+        r"\frac{9}{4}",
+        True,
+        "labelled",
+    ),
+    (_r1(r"1:2"), r"1:2", True, "labelled"),
+    (_r1(r"2:1"), r"1:2", False, "labelled"),
+    (_r1(r"3 \text{ and } 4"), r"3, 4", True, "several"),
+    (r"So the final answer is $\boxed{x = 2 \text{ or } x = 3}$.", "2, 3", True, "several"),
+    (r"So the final answer is $\boxed{x = 2 \text{ or } x = 4}$.", "2, 3", False, "several"),
+    (_r1(r"54\%"), r"54 \%", True, "percent-thousands"),
+    (_r1(r"0.54"), r"54\%", True, "percent-thousands"),
+    (_r1(r"\$50"), r"50", True, "percent-thousands"),
 ]

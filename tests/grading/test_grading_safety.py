@@ -81,7 +81,7 @@ def test_a_timed_out_item_is_no_verdict_and_the_worker_recovers():
 
 
 def test_grade_many_per_item_timeout_keeps_the_rest():
-    tasks = [["\\boxed{(x+1)^2}", "x^2+2x+1"], ["\\boxed{3}", "3"]]
+    tasks = [["\\boxed{\\frac{1}{2004!}}", "\\frac{1}{2006!}"], ["\\boxed{3}", "3"]]  # the first needs SymPy
     results = map_items(tasks, {"profile": "lenient", "style": "auto"}, workers=1, timeout_s=0.0, chunk=2)
     assert results[0] is None  # killed at its deadline
     assert results[1] is None or results[1]["correct"]
