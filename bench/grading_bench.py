@@ -354,9 +354,11 @@ def time_mathsft(rows: list[dict]) -> dict:
     grade_module = sys.modules["mathsft.grading.grade"]
 
     worker_s = [0.0]
+    worker_calls = [0]
     real_symbolic = equivalence.run_symbolic
 
     def counted(pred: str, gold: str) -> tuple[bool | None, str]:
+        worker_calls[0] += 1
         start = time.perf_counter()
         try:
             return real_symbolic(pred, gold)
@@ -403,6 +405,7 @@ def time_mathsft(rows: list[dict]) -> dict:
             {"id": rows[i]["id"], "style": rows[i]["style"], "ms": 1000 * outside_worker[i]} for i in slowest
         ],
         "slowest_total_ms": 1000 * max(per_item),
+        "symbolic_worker_calls": worker_calls[0],
     }
 
 
@@ -423,6 +426,20 @@ def time_math_verify(rows: list[dict]) -> dict:
         "responses_per_s": len(rows) / total,
         "slowest_total_ms": 1000 * max(per_item),
     }
+
+
+def timed_set(rows: list[dict]) -> tuple[dict, list[bool], list[bool]]:
+    """Both graders over ``rows``, timed item by item: the summary and each grader's verdicts."""
+    ours = time_mathsft(rows)
+    theirs = time_math_verify(rows)
+    summary = {
+        "n": len(rows),
+        "agreement": agreement_by_style(rows, ours["verdicts"], theirs["verdicts"]),
+        "mathsft": {k: v for k, v in ours.items() if k != "verdicts"},
+        "math_verify": {k: v for k, v in theirs.items() if k != "verdicts"},
+        "speedup": theirs["seconds"] / ours["seconds"],
+    }
+    return summary, ours["verdicts"], theirs["verdicts"]
 
 
 def agreement_by_style(rows: list[dict], ours: list[bool], theirs: list[bool]) -> dict:
@@ -455,31 +472,22 @@ def main() -> None:
         print("  mathsft miss", json.dumps(miss))
     rows = read_jsonl(LONG)
     rows = rows[: args.limit] if args.limit else rows
-    ours = time_mathsft(rows)
-    theirs = time_math_verify(rows)
-    results["long"] = {
-        "n": len(rows),
-        "agreement": agreement_by_style(rows, ours["verdicts"], theirs["verdicts"]),
-        "mathsft": {k: v for k, v in ours.items() if k != "verdicts"},
-        "math_verify": {k: v for k, v in theirs.items() if k != "verdicts"},
-        "speedup": theirs["seconds"] / ours["seconds"],
-    }
-    for row, a, b in zip(rows, ours["verdicts"], theirs["verdicts"], strict=True):
+    results["long"], ours, theirs = timed_set(rows)
+    for row, a, b in zip(rows, ours, theirs, strict=True):
         if a != row["label"] or b != row["label"]:
+            verdicts = {"mathsft": a, "math_verify": b, "tail": row["response"][-120:]}
             print(
-                "long disagree",
-                json.dumps(
-                    {
-                        "id": row["id"],
-                        "style": row["style"],
-                        "gold": row["gold"],
-                        "label": row["label"],
-                        "mathsft": a,
-                        "math_verify": b,
-                        "tail": row["response"][-120:],
-                    }
-                ),
+                "long disagree", json.dumps({k: row[k] for k in ("id", "style", "gold", "label")} | verdicts)
             )
+    forms = [
+        {"id": f"form-{i}", "style": kind, "response": response, "gold": gold, "label": label}
+        for i, (response, gold, label, kind) in enumerate(ANSWER_FORM_CASES)
+    ]
+    results["forms_timing"], _, _ = timed_set(forms)
+    print(
+        "answer forms timing",
+        json.dumps({k: v for k, v in results["forms_timing"].items() if k != "agreement"}),
+    )
     print(json.dumps(results["long"], indent=1))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n")

@@ -1,16 +1,30 @@
 """Is a predicted answer equal to the gold? Type-aware, fast paths first, symbolic last.
 
 1. canonical strings equal -> ``exact``;
-2. the gold's type decides: text (case/markup-insensitive), equation, structure (matrix, union of
-   intervals, tuple/interval with its brackets, set or list of solutions unordered), base-n number
-   (the subscript must match; ``lenient`` accepts it dropped), number (exact ``Fraction`` arithmetic);
-3. anything else goes to SymPy in a child process under a hard deadline (``symbolic.py``).
+2. the answer forms of competition data are read as what they state: several answers joined by words
+   (``1 and 2 and 3``, ``(11,7) or (7,11)``, ``-12;-11;-10``) are a list; inequalities and membership
+   (``0<f(x)<1``, ``x<-1 or x>3``, ``1\\leq|z|\\leq\\frac32``, ``x \\in [2,5)``) the interval or union they
+   describe; labelled answers (``(p,q)=(3,2)``, ``AB=4,CD=5``, ``|AB|=1``, ``a=2, b=3``, ``x_1=1, x_2=2``)
+   their values, matched by name when both sides name them; a computation ``48 + 24 = 72`` its result;
+   ``\\text{The minimum value is } \\frac12`` the value after the sentence;
+3. the gold's type decides: text (case/markup-insensitive; a choice letter also matches
+   ``\\textbf{(C)}\\ 12``), equation, structure (matrix, union of intervals, tuple/interval with its
+   brackets, set or list of solutions unordered), base-n number (the subscript must match; ``lenient``
+   accepts it dropped), number (exact ``Fraction`` arithmetic);
+4. anything else is evaluated in floating point in process (``numeric.py``) where that clearly settles it,
+   and goes to SymPy in a child process under a hard deadline (``symbolic.py``) where it does not.
 
 Profiles: ``strict`` accepts only mathematically equal answers in the requested form's type;
 ``lenient`` (default) also accepts what MATH graders conventionally accept: a dropped ``\\%`` or base
 subscript, ``\\pm 2`` for ``2, -2``, ``y = 2x + 3`` answered as ``2x + 3``, a decimal with two more
-places, or an exact fraction, rounding to a decimal gold's precision (of two or more significant digits), a float printout (``MIN_SIGNIFICANT`` correct significant digits) for a
-fraction gold; a rounded decimal such as 13.29 for 3840/289 is a different number in both profiles. Neither profile makes 50 equal 0.5 or 1/2004! equal 1/2006!.
+places, or an exact fraction, rounding to a decimal gold's precision (of two or more significant digits),
+a float printout (``MIN_SIGNIFICANT`` correct significant digits) for a fraction gold; a rounded decimal
+such as 13.29 for 3840/289 is a different number in both profiles. Neither profile makes 50 equal 0.5 or
+1/2004! equal 1/2006!. Per answer form: both profiles drop a label over a constant (``f(x)=1`` only names
+the answer; over an expression, ``y=2x+1``, only ``lenient`` does), read ``x \\in S`` as ``S``, compare two
+inequalities as sets, take percent words as ``%`` and a choice with its value as the choice; only
+``lenient`` accepts an interval for an inequality or the reverse (the same set in another form) and a
+sentence opening with a yes/no gold's word ("No, such a number does not exist" for ``No``).
 """
 
 from __future__ import annotations
@@ -44,6 +58,7 @@ PROFILES = ("strict", "lenient")
 MIN_SIGNIFICANT = 10  # a decimal for a non-decimal gold: a float printout, not a rounded answer
 MAX_DEPTH = 4
 _MEMBERSHIP = re.compile(r"\\in(?![a-zA-Z])")
+_LEAD_IN = re.compile(r"^\s*\\text\s*\{\s*[A-Za-z][A-Za-z ,.:']*[A-Za-z:]\s*\}\s*(\S.*)$", re.DOTALL)
 _CHOICE_WITH_VALUE = re.compile(r"^\s*\(([A-Ea-e])\)[\s\\:.,]")
 
 
@@ -203,6 +218,8 @@ def _labelled(pred: str, gold: str, lenient: bool) -> tuple[str, str] | tuple[bo
             pred = ", ".join(pred_label.values)
     elif pred_eq and not has_variables(pred_eq[0]):  # a computation ending in its result: 48 + 24 = 72
         pred = split_top(pred, "=")[-1]
+    elif pred_eq:  # x + y = 5 states an equation, not the value the gold is
+        return False, "equation"
     return pred, gold
 
 
@@ -239,6 +256,8 @@ def _compare(pred: str, gold: str, lenient: bool, depth: int = 0) -> tuple[bool,
         if pred_base is not None:
             return pred_base == gold_base, "base"
         return lenient and compact(pred).upper() == gold_base.digits, "base:dropped-subscript"
+    if parse_base(pred) is not None:  # 40_9 for a decimal gold: another form (SymPy reads a symbol)
+        return False, "base"
     gold_number, pred_number = parse_number(gold), parse_number(pred)
     if gold_number is not None and pred_number is not None:
         return numbers_equal(pred_number, gold_number, lenient)
@@ -276,6 +295,9 @@ def compare(pred: str, gold: str, profile: str = "lenient") -> tuple[bool, str]:
         return True, "exact"
     if is_text(gold, g):
         return compare_text(pred, gold, profile == "lenient")
+    lead_in = _LEAD_IN.match(pred)
+    if lead_in:  # \text{The minimum value is } \frac{1}{2}: the sentence states the value after it
+        p = canonical(lead_in.group(1))
     return _compare(p, g, profile == "lenient")
 
 

@@ -1,9 +1,15 @@
-"""Pull the final answer out of a model response. Pure string work, linear in the response length.
+"""Pull the final answer out of a model response. Pure string work, linear in the response length; the
+phrase and last-number searches look at the last ``TAIL_CHARS`` characters first, where the answer is.
 
 Order of precedence inside the answer part of a response (the text after ``</think>``, or inside the last
 ``<answer>...</answer>``): the last ``\\boxed{}``/``\\fbox{}``, then GSM8K's ``#### N``, then an answer
-phrase ("The final answer is X", "Final Answer: X", "Answer: X"), then - only when the style asks for it -
-the last number. An explicit phrase therefore beats a later number ("The answer is 12. Check: 12 + 3 = 15").
+phrase ("The final answer is X", "Final Answer: X", "Answer: X"), then a response that is only a math
+expression (``$$(1, +\\infty)$$``, ``\\frac{10}{9}``: source ``whole``), then - only when the style asks for
+it - the last number. An explicit phrase therefore beats a later number ("The answer is 12. Check: 12 + 3
+= 15"), and a phrase that checks an answer states none ("Let me verify the answer: 48 + 24 = 72").
+Several boxes separated only by connectors (``\\boxed{1}, \\boxed{2}``, ``\\boxed{(2,2)} \\quad\\text{and}\\quad
+\\boxed{(6,2)}``, ``$\\boxed{2}$ or $\\boxed{-2}$``) are one answer, a list; a box after words ("Correcting
+the sign: \\boxed{4}") is the answer alone.
 
 Styles: ``math`` never falls back to the last number; ``gsm8k`` takes the last number anywhere in the
 answer part; ``auto`` does only when the gold answer is a plain number, and then only from the final
@@ -12,6 +18,8 @@ can use the Law of Cosines" has no answer. ``grade`` knows the gold; ``extract_a
 alone has none and so behaves like ``math``. A closing remark ("I hope this helps!") is not the final
 sentence. Against a plain-number gold, ``grade`` also reads an answer stated in words around one number
 ("The answer is: she has 18 apples.", ``\\boxed{18 \\text{ bags}}``) as that number (``stated_number``).
+A gold given as a whole solution (NuminaMath) stands for its final answer, taken the same way
+(``gold_answer``).
 """
 
 from __future__ import annotations

@@ -25,12 +25,13 @@ MAX_DEPTH = 40
 MAX_FACTORIAL = 170  # 171! overflows a float
 EQUAL_TOL = 1e-12  # relative: equal well inside the worker's 1e-10
 UNEQUAL_TOL = 1e-7  # relative: different far outside it
+RATIO_EQUAL_TOL = 1e-9  # equations: the spread of (lhs - rhs) ratios, each a quotient of two values
 CANCELLATION = 1e-6  # a sum this much smaller than its largest term has lost too many digits
 MAX_MAGNITUDE = 1e200
 MIN_MAGNITUDE = 1e-9  # a nonzero value this small may be a float's rounding of 0 (\sin\pi): no verdict
 POINTS = 4
 
-_TOKEN = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+|\\[a-zA-Z]+|[a-zA-Z]|[-+*/^_(){}\[\]|!,=<>])")
+_TOKEN = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+|\\[a-zA-Z]+|[a-zA-Z]|[-+*/^_(){}\[\]|!,=<>:])")
 _FUNCTIONS = {
     "sin": cmath.sin,
     "cos": cmath.cos,
@@ -87,6 +88,9 @@ class _Parser:
                 raise Undecided("a braced whole")
             self.i = 0
         tree = self.sum()
+        if self.peek() in (":", "="):  # a ratio 11:21 is a quotient; an equation keeps both sides
+            kind = "div" if self.take() == ":" else "eq"
+            tree = (kind, tree, self.sum())
         if self.peek() is not None:
             raise Undecided(f"unexpected {self.peek()!r}")
         return tree
@@ -341,10 +345,10 @@ def _value(tree: tuple, point: dict[str, complex]) -> complex | None:
     return value
 
 
-def _points(names: list[str], sign: int) -> list[dict[str, complex]]:
+def _points(names: list[str], sign: int, count: int = POINTS) -> list[dict[str, complex]]:
     """The symbolic worker's points (``symbolic._points``): the same seed, draws and order."""
     rng = random.Random(1234)
-    return [{name: complex(sign * rng.uniform(0.13, 2.97)) for name in names} for _ in range(POINTS)]
+    return [{name: complex(sign * rng.uniform(0.13, 2.97)) for name in names} for _ in range(count)]
 
 
 def _relative(a: complex, b: complex) -> float:
@@ -364,17 +368,22 @@ def float_equal(pred: str, gold: str) -> tuple[bool, str] | None:
         a, b = _Parser(pred), _Parser(gold)
         tree_a, tree_b = a.parse(), b.parse()
         names = sorted(a.variables | b.variables)
+        if (
+            tree_a[0] == "eq" or tree_b[0] == "eq"
+        ):  # SymPy evaluates 2 = 3 to False at once: no variables, no verdict
+            both = tree_a[0] == tree_b[0] and a.variables and b.variables
+            return _equations_equal(tree_a, tree_b, names) if both else None
         if not names:
             va, vb = _value(tree_a, {}), _value(tree_b, {})
             if va is None or vb is None:
                 return None
-            return _verdict(_relative(va, vb), "float")
+            return _verdict(_relative(va, vb), "symbolic:float")
         checked = 0
         for point in _points(names, 1):
             va, vb = _value(tree_a, point), _value(tree_b, point)
             if va is None or vb is None:
                 continue
-            verdict = _verdict(_relative(va, vb), "float-points")
+            verdict = _verdict(_relative(va, vb), "symbolic:float-points")
             if verdict is None or not verdict[0]:
                 return verdict
             checked += 1
@@ -383,7 +392,7 @@ def float_equal(pred: str, gold: str) -> tuple[bool, str] | None:
         for point in _points(names, -1):  # where both are real at negative points, they must agree too
             va, vb = _value(tree_a, point), _value(tree_b, point)
             if va is not None and vb is not None and _is_real(va) and _is_real(vb):
-                verdict = _verdict(_relative(va, vb), "float-points")
+                verdict = _verdict(_relative(va, vb), "symbolic:float-points")
                 if verdict is None or not verdict[0]:
                     return verdict
         return True, "symbolic:float-points"
@@ -391,9 +400,24 @@ def float_equal(pred: str, gold: str) -> tuple[bool, str] | None:
         return None
 
 
-def _verdict(relative: float, reason: str) -> tuple[bool, str] | None:
-    if relative <= EQUAL_TOL:
-        return True, f"symbolic:{reason}"
+def _equations_equal(a: tuple, b: tuple, names: list[str]) -> tuple[bool, str] | None:
+    """Two equations are the same when ``lhs - rhs`` of one is a constant nonzero multiple of the
+    other's (``symbolic.equations_equal``, at its points)."""
+    da, db = ("add", (a[1], ("neg", a[2]))), ("add", (b[1], ("neg", b[2])))
+    ratios = []
+    for point in _points(names, 1, POINTS + 2):
+        va, vb = _value(da, point), _value(db, point)
+        if va is not None and vb is not None and abs(vb) >= 1e-12:
+            ratios.append(va / vb)
+    if len(ratios) < 2 or abs(ratios[0]) <= 1e-9:
+        return None
+    spread = max(_relative(r, ratios[0]) for r in ratios)
+    return _verdict(spread, "equation:float-points", RATIO_EQUAL_TOL)
+
+
+def _verdict(relative: float, reason: str, equal_tol: float = EQUAL_TOL) -> tuple[bool, str] | None:
+    if relative <= equal_tol:
+        return True, reason
     if relative >= UNEQUAL_TOL:
-        return False, f"symbolic:{reason}"
+        return False, reason
     return None

@@ -78,6 +78,9 @@ ANSWER_FORM_CASES: list[tuple[str, str, bool, str]] = [
     (r"\boxed{\text{no such polygon exists}}", r"\text{No such polygon exists}", True, "text"),
     (r"\boxed{\textbf{(C)}\ 12}", "C", True, "text"),
     (r"The answer is (B).", "C", False, "text"),
+    (r"\boxed{\text{The minimum value is } \frac{1}{2}}", r"\frac12", True, "text"),
+    (r"\boxed{\text{The minimum value is } \frac{1}{3}}", r"\frac12", False, "text"),
+    (r"\boxed{\text{the maximum is attained at } x=2}", "2", True, "text"),
     # a response that is only a math expression, and LaTeX spellings
     (r"$$(1, +\infty)$$", r"(1,+\infty)", True, "bare-and-latex"),
     (r"$$(1, +\infty)$$", r"[1,+\infty)", False, "bare-and-latex"),

@@ -27,6 +27,9 @@ from mathsft.grading.symbolic import symbolic_equal
         (r"\pi r^2", r"r^2\pi", True),
         ("x(x+1)", "x^2+x", True),
         (r"\binom{5}{2} + 3!", "16", True),
+        ("21:11", "11:21", False),  # ratios are quotients, as latex2sympy reads them
+        ("2x-y+1=0", "y=2x+1", True),  # equations: lhs - rhs proportional
+        ("x^2+y^2=2", "x^2+y^2=4", False),
         (r"\alpha+\beta", r"\beta+\alpha", True),
     ],
 )
@@ -87,11 +90,15 @@ def _expressions(depth: int) -> st.SearchStrategy[str]:
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(a=_expressions(2), b=_expressions(2), same=st.booleans())
-def test_random_expressions_agree_with_sympy(a: str, b: str, same: bool):
-    """Wherever floats answer, SymPy at 30 digits gives the same verdict (equal pairs: a vs a + 0)."""
-    gold = f"{a}+0" if same else b
-    fast = float_equal(a, gold)
+@given(a=_expressions(2), b=_expressions(2), c=_expressions(1), same=st.booleans(), equation=st.booleans())
+def test_random_expressions_agree_with_sympy(a: str, b: str, c: str, same: bool, equation: bool):
+    """Wherever floats answer, SymPy at 30 digits gives the same verdict (equal pairs: a vs a + 0, or
+    the equation a = b vs b = a; unequal ones mostly: a vs b, a = b vs a = c)."""
+    if equation:
+        pred, gold = f"{a}={b}", (f"{b}={a}" if same else f"{a}={c}")
+    else:
+        pred, gold = a, (f"{a}+0" if same else b)
+    fast = float_equal(pred, gold)
     if fast is not None:
-        slow, reason = symbolic_equal(a, gold)
-        assert slow is not None and fast[0] == slow, (a, gold, fast, reason)
+        slow, reason = symbolic_equal(pred, gold)
+        assert slow is not None and fast[0] == slow, (pred, gold, fast, reason)
