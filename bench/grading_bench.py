@@ -1,7 +1,7 @@
 """Grader benchmark: mathsft.grading vs math-verify on long real-style responses and labelled answer forms.
 
     .venv/bin/python bench/grading_bench.py build   # (re)write bench/grading_long_responses.jsonl
-    .venv/bin/python bench/grading_bench.py [--json bench/results/grading-run.json]
+    .venv/bin/python bench/grading_bench.py [--json bench/results/grading-run1.json] [--limit N]
 
 1. agreement with the labels, per kind, on the labelled answer-form cases
    (tests/grading/answer_form_cases.py) and on the labelled hard-equivalence suite;
@@ -13,7 +13,8 @@
 3. throughput on that set in this one process: every input distinct, each item timed on its own with
    every cache cleared before it (mathsft's memo tables, math-verify's ``lru_cache``s), the first call
    of each grader outside the timing; responses/s for both, mathsft's time per stage (extraction,
-   normalization, equivalence in this process, the symbolic worker) and its slowest inputs.
+   normalization, equivalence in this process, the symbolic worker), its calls to the worker and its
+   slowest inputs; the same for the answer-form cases.
 """
 
 from __future__ import annotations
