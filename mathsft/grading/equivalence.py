@@ -229,13 +229,13 @@ def _compare(pred: str, gold: str, lenient: bool, depth: int = 0) -> tuple[bool,
         return True, "exact"
     if depth > MAX_DEPTH:
         return False, "too-deep"
-    pred, gold = _as_list(pred), _as_list(gold)
     gold_set, pred_set = relation_to_set(gold), relation_to_set(pred)
     if gold_set or pred_set:  # inequalities and x \in S: the set they describe
         membership = bool(_MEMBERSHIP.search(gold + pred))
         if (gold_set and pred_set) or lenient or membership:
             return _compare(pred_set or pred, gold_set or gold, lenient, depth + 1)
         return False, "relation"
+    pred, gold = _as_list(pred), _as_list(gold)
     if "=" in pred or "=" in gold:
         values = _labelled(pred, gold, lenient)
         if isinstance(values[0], bool):

@@ -36,7 +36,9 @@ _LABEL = re.compile(rf"^\s*(?:{_ATOM}(?:\s*:\s*{_ATOM})*|\(\s*{_ATOM}(?:\s*,\s*{
 _ABS_NAME = re.compile(rf"^\s*(?:\|\s*({_NAME})\s*\||\\[lv]?[vV]?ert\s*({_NAME})\s*\\[rv]?[vV]?ert)\s*$")
 _COMMAND = re.compile(r"\\[a-zA-Z]+")
 _IN = re.compile(r"\\in(?![a-zA-Z])")
-_ALTERNATIVES = (" and ", " or ", ";", r"\text{and}", r"\text{or}")
+_UNION_WORDS = (" or ", ";", r"\text{or}")
+_BOTH_WORDS = (" and ", r"\text{and}")
+_ALTERNATIVES = _UNION_WORDS + _BOTH_WORDS
 _RELATION = re.compile(r"(\\leq|\\geq|\\lt(?![a-zA-Z])|\\gt(?![a-zA-Z])|<|>)")
 _LESS = {"<": "<", r"\lt": "<", r"\leq": "<="}
 _GREATER = {">": ">", r"\gt": ">", r"\geq": ">="}
@@ -327,10 +329,10 @@ def parse_labelled(s: str) -> Labelled | None:
     return Labelled((name,), (value,))
 
 
-def split_alternatives(s: str) -> list[str]:
+def split_alternatives(s: str, separators: tuple[str, ...] = _ALTERNATIVES) -> list[str]:
     """``1 and 2 and 3``, ``(11,7) or (7,11)``, ``-12;-11;-10``: the parts, split outside brackets."""
     parts = [s]
-    for separator in _ALTERNATIVES:
+    for separator in separators:
         if separator in s:
             parts = [piece for part in parts for piece in split_top(part, separator)]
     return [p for p in parts if p] if len(parts) <= MAX_ITEMS else [s]
@@ -387,14 +389,40 @@ def _relation_set(s: str) -> str | None:
     return f"{lo}{low},{high}{hi}" if is_label(middle) else None
 
 
+def _subject(relation: str) -> str | None:
+    """The name a single relation bounds (``x`` in ``x>1`` and in ``3\\geq x``)."""
+    tokens = _RELATION.split(relation.replace(" ", ""))
+    return next((t for t in tokens[::2] if is_label(t)), None) if len(tokens) == 3 else None
+
+
+def _intersect(a: str | None, b: str | None) -> str | None:
+    """``x>1 and x\\leq 3``: a lower ray and an upper ray meet in one interval; anything else is None."""
+    rays = sorted((a or "", b or ""), key=lambda r: not r.endswith(r",\infty)"))
+    lower, upper = rays
+    if not (lower.endswith(r",\infty)") and upper.startswith(r"(-\infty,")) or r"\cup" in lower + upper:
+        return None
+    return lower[: -len(r",\infty)")] + "," + upper[len(r"(-\infty,") :]
+
+
 def relation_to_set(s: str) -> str | None:
-    """An answer given as inequalities or membership (``0<f(x)<1``, ``x<-1 or x>3``, ``x \\in [2,5)``,
-    ``1\\leq|z|\\leq\\frac32``) as the interval or union of intervals it describes; None otherwise."""
+    """An answer given as inequalities or membership (``0<f(x)<1``, ``x<-1 or x>3``, ``x>1 and x<3``,
+    ``x \\in [2,5)``, ``1\\leq|z|\\leq\\frac32``) as the interval or union of intervals it describes; None
+    otherwise."""
     membership = _IN.search(s)
     if not (membership or _RELATION.search(s)) or len(s) > 400:
         return None
-    parts = [s] if membership else [p for alt in split_alternatives(s) for p in split_top(alt, ",")]
-    sets = [_relation_set(p) for p in parts]
+    if membership:
+        parts = [s]
+    else:
+        parts = [p for alt in split_alternatives(s, _UNION_WORDS) for p in split_top(alt, ",")]
+    sets = []
+    for part in parts:
+        pieces = split_alternatives(part, _BOTH_WORDS)
+        if not 1 <= len(pieces) <= 2:
+            return None
+        if len(pieces) == 2 and len({_subject(piece) for piece in pieces}) > 1:
+            return None  # x<1 and y>2: two variables, not one set
+        sets.append(_relation_set(part) if len(pieces) == 1 else _intersect(*map(_relation_set, pieces)))
     if not sets or any(x is None for x in sets):
         return None
     return r"\cup".join(x for x in sets if x)

@@ -67,6 +67,8 @@ ANSWER_FORM_CASES: list[tuple[str, str, bool, str]] = [
     (r"\boxed{(-\infty,-1]\cup(3,+\infty)}", r"x<-1 \text{ or } x>3", False, "interval"),
     (r"\boxed{a \le 3}", r"(-\infty, 3]", True, "interval"),
     (r"\boxed{m \in (1, +\infty)}", r"(1,+\infty)", True, "interval"),
+    (r"\boxed{x>1 \text{ and } x<3}", "(1,3)", True, "interval"),
+    (r"\boxed{x>1 \text{ and } x<3}", r"(-\infty,3)\cup(1,+\infty)", False, "interval"),
     # text answers
     (r"The function is $\boxed{\text{odd}}$.", "odd", True, "text"),
     (r"The function is $\boxed{\text{even}}$.", "odd", False, "text"),
