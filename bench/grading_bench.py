@@ -278,7 +278,8 @@ def build() -> None:
     chars = [len(r["response"]) for r in rows]
     print(
         f"wrote {len(rows)} rows to {LONG} ({LONG.stat().st_size / 1e6:.2f} MB), response chars: "
-        f"median {statistics.median(chars):.0f}, max {max(chars)}; styles {dict(Counter(r['style'] for r in rows))}"
+        f"median {statistics.median(chars):.0f}, max {max(chars)}; "
+        f"styles {dict(Counter(r['style'] for r in rows))}"
     )
 
 

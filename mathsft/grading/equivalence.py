@@ -175,7 +175,7 @@ def _expand_pm(s: str) -> str:
 
 
 def _as_list(s: str) -> str:
-    """Several answers joined by words (``1 and 2 and 3``, ``(11,7) or (7,11)``, ``-12;-11;-10``) as a list."""
+    """Several answers joined by words (``1 and 2 and 3``, ``(11,7) or (7,11)``, ``-12;-11;-10``): a list."""
     parts = split_alternatives(s)
     return ", ".join(parts) if len(parts) > 1 else s
 

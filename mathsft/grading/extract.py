@@ -7,9 +7,9 @@ phrase ("The final answer is X", "Final Answer: X", "Answer: X"), then a respons
 expression (``$$(1, +\\infty)$$``, ``\\frac{10}{9}``: source ``whole``), then - only when the style asks for
 it - the last number. An explicit phrase therefore beats a later number ("The answer is 12. Check: 12 + 3
 = 15"), and a phrase that checks an answer states none ("Let me verify the answer: 48 + 24 = 72").
-Several boxes separated only by connectors (``\\boxed{1}, \\boxed{2}``, ``\\boxed{(2,2)} \\quad\\text{and}\\quad
-\\boxed{(6,2)}``, ``$\\boxed{2}$ or $\\boxed{-2}$``) are one answer, a list; a box after words ("Correcting
-the sign: \\boxed{4}") is the answer alone.
+Several boxes separated only by connectors (``\\boxed{1}, \\boxed{2}``,
+``\\boxed{(2,2)} \\quad\\text{and}\\quad \\boxed{(6,2)}``, ``$\\boxed{2}$ or $\\boxed{-2}$``) are one answer,
+a list; a box after words ("Correcting the sign: \\boxed{4}") is the answer alone.
 
 Styles: ``math`` never falls back to the last number; ``gsm8k`` takes the last number anywhere in the
 answer part; ``auto`` does only when the gold answer is a plain number, and then only from the final
@@ -84,9 +84,10 @@ def answer_part(text: str) -> tuple[str | None, bool]:
 
 
 def last_boxed(text: str) -> str | None:
-    """Content of the last complete ``\\boxed{...}`` / ``\\boxed x`` / ``\\fbox{...}`` (balanced braces), joined
-    with the boxes just before it when only connectors stand between them (``\\boxed{1}, \\boxed{2}``,
-    ``\\boxed{(2,2)} \\quad\\text{and}\\quad \\boxed{(6,2)}``, ``$\\boxed{2}$ or $\\boxed{-2}$``): several answers.
+    """Content of the last complete ``\\boxed{...}`` / ``\\boxed x`` / ``\\fbox{...}`` (balanced braces),
+    joined with the boxes just before it when only connectors stand between them (``\\boxed{1}, \\boxed{2}``,
+    ``\\boxed{(2,2)} \\quad\\text{and}\\quad \\boxed{(6,2)}``, ``$\\boxed{2}$ or $\\boxed{-2}$``): several
+    answers.
     A box after words ("then, correcting: \\boxed{4}") is the answer alone."""
     found = _box_before(text, len(text))
     if found is None:
@@ -215,9 +216,10 @@ def _last_number(text: str, final_sentence: bool = False) -> str | None:
 
 def extract(text: str, number_fallback: str | None) -> tuple[str | None, str | None]:
     """The final answer of ``text`` and where it came from (``boxed``, ``####``, ``phrase``, ``tag``,
-    ``whole`` (the response is only an expression) or ``last-number``), or ``(None, None)``. ``number_fallback`` is None (off), ``"anywhere"`` or
-    ``"final-sentence"`` (where the last number may be taken from). The source lets a report tell a
-    response that stated its answer from one whose last number was guessed to be it."""
+    ``whole`` (the response is only an expression) or ``last-number``), or ``(None, None)``.
+    ``number_fallback`` is None (off), ``"anywhere"`` or ``"final-sentence"`` (where the last number may
+    be taken from). The source lets a report tell a response that stated its answer from one whose last
+    number was guessed to be it."""
     part, tagged = answer_part(text)
     if part is None:
         return None, None

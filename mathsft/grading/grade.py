@@ -17,8 +17,10 @@ from mathsft.grading.values import is_plain_number
 class Grade:
     """One verdict. ``extracted`` is None when no final answer was found (a format failure);
     ``reason`` names the path that decided (``exact``, ``numeric``, ``symbolic:random-points``, ...);
-    ``source`` says where the answer was found (``boxed``, ``####``, ``phrase``, ``tag``, ``last-number``):
-    a response counts as well formatted only when it stated its answer, not when its last number was taken."""
+    ``source`` says where the answer was found (``boxed``, ``####``, ``phrase``, ``tag``, ``whole``,
+    ``last-number``): a response counts as well formatted only when it marked its answer, not when its
+    last number was taken or when it is nothing but an expression (``whole``: graded, but a format reward
+    must not pay for skipping the box or the answer phrase)."""
 
     correct: bool
     extracted: str | None
@@ -28,7 +30,7 @@ class Grade:
 
     @property
     def formatted(self) -> bool:
-        return self.source not in (None, "last-number")
+        return self.source not in (None, "last-number", "whole")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

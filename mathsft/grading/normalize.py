@@ -1,10 +1,10 @@
 """String canonicalization of answers: pure, linear-time rewrites that never change the mathematics.
 
 Both the extracted answer and the gold go through ``canonical`` before any comparison, so that
-``\\dfrac{1}{2}``, ``$\\frac12$.`` and ``\\left(\\frac{1}{2}\\right)`` meet as the same string whenever they can:
-most answers are then settled by a string or number comparison, never reaching SymPy. Short arguments get
-their braces (``\\frac13``, ``\\sqrt3``, ``x^{2}`` -> ``\\frac{1}{3}``, ``\\sqrt{3}``, ``x^2``), percent words become
-``%`` (``28 percent``, ``28 pct``), ``1 000`` and ``1,000`` are thousands, ``+\\infty`` is ``\\infty``.
+``\\dfrac{1}{2}``, ``$\\frac12$.`` and ``\\left(\\frac{1}{2}\\right)`` meet as the same string whenever they
+can: most answers are then settled by a string or number comparison, never reaching SymPy. Short arguments get
+their braces (``\\frac13``, ``\\sqrt3``, ``x^{2}`` -> ``\\frac{1}{3}``, ``\\sqrt{3}``, ``x^2``), percent words
+become ``%`` (``28 percent``, ``28 pct``), ``1 000`` and ``1,000`` are thousands, ``+\\infty`` is ``\\infty``.
 """
 
 from __future__ import annotations
@@ -123,7 +123,8 @@ def _skip_group(s: str, i: int) -> int:
 
 
 def brace_arguments(s: str, depth: int = 0) -> str:
-    """``\\frac13`` -> ``\\frac{1}{3}``, ``\\frac{\\sqrt3}2`` -> ``\\frac{\\sqrt{3}}{2}``, ``x^{2}`` -> ``x^2``."""
+    """``\\frac13`` -> ``\\frac{1}{3}``, ``\\frac{\\sqrt3}2`` -> ``\\frac{\\sqrt{3}}{2}``,
+    ``x^{2}`` -> ``x^2`` (nested groups too, a bounded number of levels deep)."""
     if depth < 8 and ("\\frac" in s or "\\sqrt" in s or "\\binom" in s):
         out, i = [], 0
         for match in _ARG_COMMANDS.finditer(s):

@@ -80,9 +80,9 @@ def test_extraction_of_several_checked_and_bare_answers(text: str, expected: str
     assert extract_answer(text, style="math") == expected
 
 
-def test_bare_expression_counts_as_stated():
+def test_bare_expression_is_graded_but_not_formatted():
     result = grade(r"$\frac13$", r"\frac{1}{3}")
-    assert (result.correct, result.source, result.formatted) == (True, "whole", True)
+    assert (result.correct, result.source, result.formatted) == (True, "whole", False)
 
 
 def test_gold_solution_is_graded_by_its_final_answer():
