@@ -248,7 +248,14 @@ def _compare(pred: str, gold: str, lenient: bool, depth: int = 0) -> tuple[bool,
     gold_structure = parse_structure(gold)
     if gold_structure is not None:
         return _compare_structure(pred, gold_structure, lenient, depth)
-    if parse_structure(pred) is not None:
+    pred_structure = parse_structure(pred)
+    if pred_structure is not None:
+        # A list for one value is right only when every item is that value: 15\frac{39}{40}, \frac{639}{40}
+        items = (
+            pred_structure.items if isinstance(pred_structure, Sequence) and not pred_structure.open else ()
+        )
+        if items and all(_compare(item, gold, lenient, depth + 1)[0] for item in items):
+            return True, "one-answer-written-twice"
         return False, "structure"
     gold_base = parse_base(gold)
     if gold_base is not None:

@@ -58,7 +58,7 @@ _BOX_JOIN = re.compile(
 # "Let me verify the answer: 48 + 24 = 72" checks an answer; it does not state one.
 _CHECKING = re.compile(
     r"\b(?:verify|verifying|check|checking|confirm|confirming|double[- ]check|recheck|validate|test|plug)\w*"
-    r"\s+(?:the|our|my|this|that)?\s*(?:final\s+)?$",
+    r"\s+(?:the|our|my|this)?\s*(?:final\s+)?$",
     re.IGNORECASE,
 )
 # A response that is only an expression ("$$(1, +\infty)$$", "\frac{10}{9}"): no words outside commands.

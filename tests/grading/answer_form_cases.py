@@ -114,6 +114,13 @@ ANSWER_FORM_CASES: list[tuple[str, str, bool, str]] = [
     (r"The answer is 18.", "She has 3 + 15 = 18 apples.\n#### 18", True, "gold-solution"),
     # the mis-gradings our review left open
     (r"First $\boxed{3}$, but that is wrong: recomputing gives $\boxed{4}$.", "4", True, "review"),
+    (
+        r"$d = \boxed{15\frac{39}{40}},$ or $\boxed{\frac{639}{40}}$ inches.",
+        r"\frac{639}{40}",
+        True,
+        "review",
+    ),
+    (r"$x = \boxed{15\frac{39}{40}},$ or $\boxed{\frac{638}{40}}$.", r"\frac{639}{40}", False, "review"),
     (r"First $\boxed{3}$, but that is wrong: recomputing gives $\boxed{4}$.", "3, 4", False, "review"),
     (r"We get \boxed{12}. Checking $x=3$: \boxed{15}", "15", True, "review"),
     ("The answer is 72.\nLet me verify the answer: 48 + 24 = 72", "72", True, "review"),

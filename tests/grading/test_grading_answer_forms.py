@@ -69,6 +69,7 @@ def test_lenient_only(pred: str, gold: str):
         (r"so $x=\boxed{3}$.\n\n**Final Answer**\n\boxed{3}", "3"),
         ("The answer is 72.\nLet me verify the answer: 48 + 24 = 72", "72"),
         ("Answer: 12\nDouble-check the answer: 12 = 3 * 4", "12"),
+        ("So we can check that the answer is 5.", "5"),  # states the answer
         (r"$$(1, +\infty)$$", r"(1, +\infty)"),
         (r"\[\frac{10}{9}\]", r"\frac{10}{9}"),
         (r"x = \frac13.", r"x = \frac13"),
