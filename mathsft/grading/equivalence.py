@@ -37,6 +37,7 @@ from mathsft.grading.normalize import canonical, compact, normalize_chars, text_
 from mathsft.grading.numeric import float_equal
 from mathsft.grading.timeout import clear_worker_cache, run_symbolic
 from mathsft.grading.values import (
+    MEMBERSHIP,
     Matrix,
     Number,
     Sequence,
@@ -57,7 +58,6 @@ from mathsft.grading.values import (
 PROFILES = ("strict", "lenient")
 MIN_SIGNIFICANT = 10  # a decimal for a non-decimal gold: a float printout, not a rounded answer
 MAX_DEPTH = 4
-_MEMBERSHIP = re.compile(r"\\in(?![a-zA-Z])")
 _LEAD_IN = re.compile(r"^\s*\\text\s*\{\s*[A-Za-z][A-Za-z ,.:']*[A-Za-z:]\s*\}\s*(\S.*)$", re.DOTALL)
 _CHOICE_WITH_VALUE = re.compile(r"^\s*\(([A-Ea-e])\)[\s\\:.,]")
 
@@ -185,8 +185,9 @@ def _bare_list_as_tuple(s: str) -> str:
     return f"({s})" if isinstance(structure, Sequence) and not structure.open else s
 
 
-def _labelled(pred: str, gold: str, lenient: bool) -> tuple[str, str] | tuple[bool, str]:
-    """Labels dropped (``(p,q)=(3,2)``, ``|AB|=1``, ``a=2, b=3``): the two values to compare, or a verdict.
+def _labelled(pred: str, gold: str, lenient: bool, depth: int) -> tuple[str, str, tuple[bool, str] | None]:
+    """Labels dropped (``(p,q)=(3,2)``, ``|AB|=1``, ``a=2, b=3``): the two values left to compare, and a
+    verdict when the labels or the equations already decide.
 
     A gold label over a constant (``f(x)=1``) only names the answer, so both profiles drop it; over an
     expression (``y=2x+3``) the gold is an equation, and only ``lenient`` accepts its right-hand side.
@@ -196,21 +197,20 @@ def _labelled(pred: str, gold: str, lenient: bool) -> tuple[str, str] | tuple[bo
         by_name = dict(zip(pred_label.names, pred_label.values, strict=True))
         if len(by_name) == len(pred_label.names):  # distinct names: match them up by name
             values = tuple(by_name[name] for name in gold_label.names)
-            return all(
-                _compare(p, g, lenient, 1)[0] for p, g in zip(values, gold_label.values, strict=True)
-            ), "labelled"
-        return _compare(pred_label.value, gold_label.value, lenient, 1)[0], "labelled"
+            pairs = zip(values, gold_label.values, strict=True)
+            return pred, gold, (all(_compare(p, g, lenient, depth + 1)[0] for p, g in pairs), "labelled")
+        return pred, gold, (_compare(pred_label.value, gold_label.value, lenient, depth + 1)[0], "labelled")
     gold_eq, pred_eq = split_equation(gold), split_equation(pred)
     if gold_eq and pred_eq and not (gold_label and pred_label):
-        return _symbolic(pred, gold)
+        return pred, gold, _symbolic(pred, gold)
     if gold_label:
         if not lenient and has_variables(gold_label.value):
-            return False, "equation"
+            return pred, gold, (False, "equation")
         gold = gold_label.value
         if len(gold_label.names) > 1 and not pred_label:
             pred = _bare_list_as_tuple(pred)
     elif gold_eq:
-        return False, "equation"
+        return pred, gold, (False, "equation")
     if pred_label:
         pred = pred_label.value
         gold_structure = parse_structure(gold)
@@ -219,8 +219,8 @@ def _labelled(pred: str, gold: str, lenient: bool) -> tuple[str, str] | tuple[bo
     elif pred_eq and not has_variables(pred_eq[0]):  # a computation ending in its result: 48 + 24 = 72
         pred = split_top(pred, "=")[-1]
     elif pred_eq:  # x + y = 5 states an equation, not the value the gold is
-        return False, "equation"
-    return pred, gold
+        return pred, gold, (False, "equation")
+    return pred, gold, None
 
 
 def _compare(pred: str, gold: str, lenient: bool, depth: int = 0) -> tuple[bool, str]:
@@ -231,16 +231,15 @@ def _compare(pred: str, gold: str, lenient: bool, depth: int = 0) -> tuple[bool,
         return False, "too-deep"
     gold_set, pred_set = relation_to_set(gold), relation_to_set(pred)
     if gold_set or pred_set:  # inequalities and x \in S: the set they describe
-        membership = bool(_MEMBERSHIP.search(gold + pred))
+        membership = bool(MEMBERSHIP.search(gold + pred))
         if (gold_set and pred_set) or lenient or membership:
             return _compare(pred_set or pred, gold_set or gold, lenient, depth + 1)
         return False, "relation"
     pred, gold = _as_list(pred), _as_list(gold)
     if "=" in pred or "=" in gold:
-        values = _labelled(pred, gold, lenient)
-        if isinstance(values[0], bool):
-            return values  # type: ignore[return-value]
-        pred, gold = values  # type: ignore[assignment]
+        pred, gold, verdict = _labelled(pred, gold, lenient, depth)
+        if verdict is not None:
+            return verdict
         if compact(pred) == compact(gold):
             return True, "exact"
     if lenient and r"\pm" in gold + pred:

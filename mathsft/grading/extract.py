@@ -64,6 +64,7 @@ _CHECKING = re.compile(
 # A response that is only an expression ("$$(1, +\infty)$$", "\frac{10}{9}"): no words outside commands.
 _WHOLE_SPAN = re.compile(r"^(\$\$?|\\\[|\\\()([^$]*?)(\$\$?|\\\]|\\\))$", re.DOTALL)
 _WORD = re.compile(r"[A-Za-z]{2,}")
+_MATH_MARK = re.compile(r"[\d$\\]")
 MAX_WHOLE_CHARS = 200
 
 
@@ -241,9 +242,13 @@ def extract(text: str, number_fallback: str | None) -> tuple[str | None, str | N
 
 
 def _whole_expression(text: str) -> str | None:
-    """The response itself when it is only a math expression (``$\\frac13$``, ``x = 5``), else None."""
+    """The response itself when it is only a math expression (``$\\frac13$``, ``\\frac{10}{9}``, ``x = 5``),
+    else None. It must look like mathematics - math delimiters, a LaTeX command or a digit - so a bare
+    "x" is no answer; a plain number is left to the last-number fallback, whose rules it follows; so is
+    a computation cut off or chained ("2+2 = 4, 4+4 = 8, 8+8 =": more than one ``=``, or a trailing
+    operator)."""
     text = text.strip().rstrip(".").strip()
-    if not text or len(text) > MAX_WHOLE_CHARS:
+    if not text or len(text) > MAX_WHOLE_CHARS or not _MATH_MARK.search(text) or _NUMBER.fullmatch(text):
         return None
     span = _WHOLE_SPAN.match(text)
     if span and {span.group(1), span.group(3)} in ({"$"}, {"$$"}, {"\\[", "\\]"}, {"\\(", "\\)"}):
@@ -251,6 +256,8 @@ def _whole_expression(text: str) -> str | None:
     elif "$" in text or "\n" in text:
         return None
     if not text or _WORD.search(re.sub(r"\\[a-zA-Z]+", " ", text)):
+        return None
+    if text.count("=") > 1 or text.endswith(("=", "+", "-", "*", "/", ",", "^", "\\")):
         return None
     return text
 

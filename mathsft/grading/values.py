@@ -35,13 +35,13 @@ _ATOM = rf"(?:{_NAME}|\|\s*{_NAME}\s*\||\\[lv]?[vV]?ert\s*{_NAME}\s*\\[rv]?[vV]?
 _LABEL = re.compile(rf"^\s*(?:{_ATOM}(?:\s*:\s*{_ATOM})*|\(\s*{_ATOM}(?:\s*,\s*{_ATOM})+\s*\))\s*$")
 _ABS_NAME = re.compile(rf"^\s*(?:\|\s*({_NAME})\s*\||\\[lv]?[vV]?ert\s*({_NAME})\s*\\[rv]?[vV]?ert)\s*$")
 _COMMAND = re.compile(r"\\[a-zA-Z]+")
-_IN = re.compile(r"\\in(?![a-zA-Z])")
+MEMBERSHIP = re.compile(r"\\in(?![a-zA-Z])")  # x \in S
 _UNION_WORDS = (" or ", ";", r"\text{or}")
 _BOTH_WORDS = (" and ", r"\text{and}")
 _ALTERNATIVES = _UNION_WORDS + _BOTH_WORDS
 _RELATION = re.compile(r"(\\leq|\\geq|\\lt(?![a-zA-Z])|\\gt(?![a-zA-Z])|<|>)")
-_LESS = {"<": "<", r"\lt": "<", r"\leq": "<="}
-_GREATER = {">": ">", r"\gt": ">", r"\geq": ">="}
+_LESS = frozenset(("<", r"\lt", r"\leq"))
+_GREATER = frozenset((">", r"\gt", r"\geq"))
 _FLIP = {">": "<", r"\gt": "<", r"\geq": r"\leq"}
 _MIRROR = {"[": "]", "(": ")", "]": "[", ")": "("}
 _MATRIX = re.compile(r"^\\begin\{([pbvBV]?matrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}$", re.DOTALL)
@@ -281,7 +281,7 @@ def split_pm(s: str) -> tuple[str, str] | None:
 
 def is_label(lhs: str) -> bool:
     """Whether ``lhs`` only names what the answer states (``x``, ``(p,q)``, ``|AB|``, ``V_1:V_2``)."""
-    return bool(_LABEL.match(lhs)) and len(lhs) <= 80
+    return len(lhs) <= 80 and bool(_LABEL.match(lhs))
 
 
 def has_variables(s: str) -> bool:
@@ -339,12 +339,13 @@ def split_alternatives(s: str, separators: tuple[str, ...] = _ALTERNATIVES) -> l
 
 
 def _negate(v: str) -> str:
+    """``-v`` as a string: ``2`` -> ``-2``, ``-2`` -> ``2``, ``1+x`` -> ``-(1+x)``."""
     if v.startswith("-") and not re.search(r"[+-]", v[1:]):
         return v[1:]
     return "-" + v if not re.search(r"[+-]", v) else f"-({v})"
 
 
-def _ray(name_left: bool, op: str, value: str, absolute: bool) -> str | None:
+def _ray(name_left: bool, op: str, value: str, absolute: bool) -> str:
     """The set of ``x op value`` (or ``value op x`` when the name is on the right), ``|x|`` allowed."""
     less = op in _LESS
     if not name_left:
@@ -361,14 +362,14 @@ def _ray(name_left: bool, op: str, value: str, absolute: bool) -> str | None:
 
 def _relation_set(s: str) -> str | None:
     """One relation or chain as an interval string: ``-793<a<10`` -> ``(-793,10)``, ``|x|>2`` -> a union."""
-    if _IN.search(s):
-        name, rest = _IN.split(s, maxsplit=1)
+    if MEMBERSHIP.search(s):
+        name, rest = MEMBERSHIP.split(s, maxsplit=1)
         return rest.strip() if is_label(name) and rest.strip() else None
     tokens = _RELATION.split(s.replace(" ", ""))
     if len(tokens) == 3:
         left, op, right = tokens
         for name, value, name_left in ((left, right, True), (right, left, False)):
-            absolute = _ABS_NAME.match(name)
+            absolute = len(name) <= 80 and _ABS_NAME.match(name)
             if (absolute or is_label(name)) and value and not is_label(value):
                 return _ray(name_left, op, value, bool(absolute))
         return None
@@ -381,7 +382,7 @@ def _relation_set(s: str) -> str | None:
         return None
     lo = "[" if op1 == r"\leq" else "("
     hi = "]" if op2 == r"\leq" else ")"
-    if _ABS_NAME.match(middle):  # low < |x| < high: (-high, -low) and (low, high)
+    if len(middle) <= 80 and _ABS_NAME.match(middle):  # low < |x| < high: (-high, -low) and (low, high)
         outer = f"{_MIRROR[hi]}{_negate(high)},"
         if low == "0":
             return f"{outer}{high}{hi}" if lo == "[" else f"{outer}0)\\cup(0,{high}{hi}"
@@ -408,7 +409,7 @@ def relation_to_set(s: str) -> str | None:
     """An answer given as inequalities or membership (``0<f(x)<1``, ``x<-1 or x>3``, ``x>1 and x<3``,
     ``x \\in [2,5)``, ``1\\leq|z|\\leq\\frac32``) as the interval or union of intervals it describes; None
     otherwise."""
-    membership = _IN.search(s)
+    membership = MEMBERSHIP.search(s)
     if not (membership or _RELATION.search(s)) or len(s) > 400:
         return None
     if membership:

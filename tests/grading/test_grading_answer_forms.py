@@ -74,6 +74,9 @@ def test_lenient_only(pred: str, gold: str):
         (r"\[\frac{10}{9}\]", r"\frac{10}{9}"),
         (r"x = \frac13.", r"x = \frac13"),
         ("I think it is 5", None),  # words: not a bare expression
+        ("x", None),  # no mark of mathematics: not an answer
+        ("42", None),  # a plain number is the last-number fallback's, as before
+        ("2+2 = 4, 4+4 = 8, 8+8 =", None),  # a computation cut off, not an expression
         ("$1$ is less than $2$", None),
     ],
 )
