@@ -7,6 +7,7 @@ not a silently ignored setting. ``load_config`` merges file < overrides and vali
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -113,6 +114,20 @@ def build_config(
         raise ConfigError(_format_validation_error(err, source)) from None
 
 
+def build_stage_config(
+    cls: type[T], path: str | Path | None, args: list[str], flags: dict[str, Any], section: str
+) -> T:
+    """The config of a stage command (``mathsft train``, ``mathsft rl``): ``path`` holds the stage's keys,
+    or is an experiment file whose ``section`` (``train:``, ``rl:``) holds them; then the dotted ``args``,
+    then the command's own ``flags`` (None: not given)."""
+    overrides = [*args, *(f"{key}={json.dumps(value)}" for key, value in flags.items() if value is not None)]
+    use = None
+    if path is not None and Path(path).is_file():  # a missing file is build_config's error
+        loaded = read_yaml(path)
+        use = section if isinstance(loaded.get(section), dict) else None
+    return build_config(cls, path, overrides, section=use)
+
+
 def _format_validation_error(err: ValidationError, source: str) -> str:
     lines = [f"invalid config ({source}):"]
     for e in err.errors():
@@ -120,9 +135,9 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling)"
-        lines.append(
-            f"  {loc}: {msg} (got {e.get('input')!r})" if e["type"] != "missing" else f"  {loc}: {msg}"
-        )
+        # a whole-config check (no field) would echo the entire config as its input: its message says it all
+        echo = e["type"] != "missing" and bool(e["loc"])
+        lines.append(f"  {loc}: {msg} (got {e.get('input')!r})" if echo else f"  {loc}: {msg}")
     return "\n".join(lines)
 
 

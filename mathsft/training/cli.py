@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from mathsft.config import build_config
+from mathsft.config import build_stage_config
 from mathsft.training.config import TrainConfig
 
 CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True}
@@ -45,15 +44,7 @@ def train_command(
         "lr": lr,
         "seed": seed,
     }
-    overrides = [a for a in ctx.args]
-    overrides += [f"{k}={json.dumps(v)}" for k, v in flags.items() if v is not None]
-    section = None
-    if config is not None:
-        import yaml
-
-        loaded = yaml.safe_load(config.read_text(encoding="utf-8")) if config.is_file() else None
-        section = "train" if isinstance(loaded, dict) and isinstance(loaded.get("train"), dict) else None
-    cfg = build_config(TrainConfig, config, overrides, section=section)
+    cfg = build_stage_config(TrainConfig, config, list(ctx.args), flags, "train")
     from mathsft.training.loop import train
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -29,24 +29,21 @@ class LogConfig(StrictModel):
     progress: bool = True  # a rich progress bar with loss and ETA
 
 
-class TrainConfig(StrictModel):
-    model: str = DEFAULT_MODEL
-    out: str | None = None  # default runs/train
+class LoopConfig(StrictModel):
+    """What every training loop (``mathsft train``, ``mathsft rl``) shares: the model, the optimizer and its
+    schedule, micro-batching, numerics, checkpoints, in-training validation and logging. Both loops build,
+    step, save, resume and validate through the same functions (``training/loop.py``), so a key here means
+    the same thing in both."""
 
-    # data: an SFT file ({prompt, response} / {prompt, completion} / {messages}), or a problem dataset whose
-    # reference solutions are rendered through ``prompt`` (e.g. dataset=gsm8k)
-    data: str | None = None
-    dataset: str = "sft"
-    limit: int | None = Field(default=None, ge=1)
-    val_data: str | None = (
-        None  # problems to validate on (generation accuracy, and loss when they have solutions)
-    )
+    model: str = DEFAULT_MODEL
+    out: str | None = None
+
+    # problems to validate on (generation accuracy; SFT also reports loss when they have solutions)
+    val_data: str | None = None
     val_dataset: str = "gsm8k"
     val_limit: int | None = Field(default=None, ge=1)
 
     # optimization
-    epochs: float = Field(default=1.0, gt=0)
-    max_steps: int | None = Field(default=None, ge=1)  # overrides epochs
     lr: float = Field(default=1e-5, gt=0)
     weight_decay: float = Field(default=0.0, ge=0)
     adam_betas: tuple[float, float] = (0.9, 0.999)
@@ -58,23 +55,16 @@ class TrainConfig(StrictModel):
         default=0.0, ge=0, le=1
     )  # floor of the linear/cosine decay, as a fraction of lr
     grad_clip: float | None = Field(default=1.0, gt=0)
-    loss_average: Literal["token", "sequence"] = (
-        "token"  # mean over supervised tokens of the step, or per sequence
-    )
 
-    # batching
-    batch_size: int = Field(default=8, ge=1)  # examples per optimizer step
+    # micro-batching of one optimizer step
     micro_batch_tokens: int | None = Field(default=None, ge=1)  # token budget per forward/backward
     grad_accum: int | None = Field(
         default=None, ge=1
     )  # or: split each step's examples into this many micro-batches
-    max_length: int = Field(default=2048, ge=2)
-    overlong: Literal["drop", "truncate"] = "drop"
-    mask: Literal["completion", "assistant_with_header", "all"] = "completion"
     packing: bool = True  # padding-free: one row per micro-batch, positions restart per example
-    prompt: str = "qwen-boxed"  # prompt template for problems (training targets and validation)
-    # the calculator tool: train on GSM8K's '<<48/2=24>>' annotations with the tool's results left out of the
-    # loss, and validate with the tool on (mathsft.generation.calculator)
+    prompt: str = "qwen-boxed"  # prompt template for problems (training and validation)
+    # the calculator tool (mathsft.generation.calculator): the tool's results are never the model's to
+    # predict (left out of the loss), and generation (validation, RL rollouts) runs with the tool on
     calculator: bool = False
 
     # numerics and memory
@@ -91,12 +81,11 @@ class TrainConfig(StrictModel):
     lora: LoraConfig | None = None
     device: str = "auto"  # auto: cuda when available, else cpu
     seed: int = 0
-    peak_tflops: float | None = Field(default=None, gt=0)  # MFU denominator; None = measured matmul peak
 
     # checkpoints and validation
     save_every: int | None = Field(default=None, ge=1)  # plus always the final step
     keep_last: int | None = Field(default=2, ge=1)  # step checkpoints kept (the best one is always kept)
-    eval_every: int | None = Field(default=None, ge=1)  # validation loss + accuracy; the final step always
+    eval_every: int | None = Field(default=None, ge=1)  # validation; the final step always
     val_max_new_tokens: int = Field(default=512, ge=1)
     val_batch_size: int = Field(default=16, ge=1)
     val_device: str = "auto"  # where validation generates: e.g. cuda:1 beside training on cuda:0
@@ -109,18 +98,43 @@ class TrainConfig(StrictModel):
     log_every: int = Field(default=1, ge=1)
 
     @model_validator(mode="after")
-    def _check(self) -> TrainConfig:
+    def _check_loop(self) -> LoopConfig:
         if self.micro_batch_tokens is not None and self.grad_accum is not None:
             raise ValueError("give micro_batch_tokens or grad_accum, not both")
+        if self.checkpoint_layers is not None and not self.gradient_checkpointing:
+            raise ValueError("checkpoint_layers needs gradient_checkpointing=true")
+        if self.val_backend == "vllm" and not self.val_background:
+            raise ValueError("val_backend=vllm needs val_background=true (its own process and device)")
+        return self
+
+
+class TrainConfig(LoopConfig):
+    """``mathsft train``: SFT on examples (the shared loop keys are ``LoopConfig``'s)."""
+
+    # data: an SFT file ({prompt, response} / {prompt, completion} / {messages}), or a problem dataset whose
+    # reference solutions are rendered through ``prompt`` (e.g. dataset=gsm8k)
+    data: str | None = None
+    dataset: str = "sft"
+    limit: int | None = Field(default=None, ge=1)
+
+    epochs: float = Field(default=1.0, gt=0)
+    max_steps: int | None = Field(default=None, ge=1)  # overrides epochs
+    loss_average: Literal["token", "sequence"] = (
+        "token"  # mean over supervised tokens of the step, or per sequence
+    )
+    batch_size: int = Field(default=8, ge=1)  # examples per optimizer step
+    max_length: int = Field(default=2048, ge=2)
+    overlong: Literal["drop", "truncate"] = "drop"
+    mask: Literal["completion", "assistant_with_header", "all"] = "completion"
+    peak_tflops: float | None = Field(default=None, gt=0)  # MFU denominator; None = measured matmul peak
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
         if self.micro_batch_tokens is not None and self.micro_batch_tokens < self.max_length:
             raise ValueError(
                 f"micro_batch_tokens ({self.micro_batch_tokens}) must hold one example of max_length "
                 f"({self.max_length})"
             )
-        if self.checkpoint_layers is not None and not self.gradient_checkpointing:
-            raise ValueError("checkpoint_layers needs gradient_checkpointing=true")
-        if self.val_backend == "vllm" and not self.val_background:
-            raise ValueError("val_backend=vllm needs val_background=true (its own process and device)")
         if self.grad_accum is not None and self.grad_accum > self.batch_size:
             raise ValueError(f"grad_accum ({self.grad_accum}) cannot exceed batch_size ({self.batch_size})")
         return self

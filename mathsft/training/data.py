@@ -6,7 +6,7 @@ from mathsft.data import get_adapter, load_problems, load_sft_examples
 from mathsft.data.schema import Problem, SFTExample
 from mathsft.errors import MathsftError
 from mathsft.evaluation.prompts import build_prompt, reference_response
-from mathsft.training.config import TrainConfig
+from mathsft.training.config import LoopConfig, TrainConfig
 
 
 def problems_to_examples(
@@ -38,7 +38,7 @@ def load_training_examples(cfg: TrainConfig) -> list[SFTExample]:
     return problems_to_examples(problems, cfg.prompt, cfg.calculator)
 
 
-def load_val_problems(cfg: TrainConfig) -> list[Problem] | None:
+def load_val_problems(cfg: LoopConfig) -> list[Problem] | None:
     if cfg.val_data is None:
         return None
     return load_problems(cfg.val_dataset, cfg.val_data, limit=cfg.val_limit, seed=cfg.seed)

@@ -82,6 +82,12 @@ class Dist:
     def is_main(self) -> bool:
         return self.rank == 0
 
+    def __enter__(self) -> Dist:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         if self.world > 1 and tdist.is_initialized():
             tdist.destroy_process_group()
@@ -142,12 +148,33 @@ class Dist:
         tdist.all_reduce(tensor)
         return tensor
 
+    def broadcast_object(self, value: Any) -> Any:
+        """Rank 0's ``value`` on every rank (picklable objects, e.g. an RL step's graded rollouts)."""
+        if self.world == 1:
+            return value
+        box = [value if self.is_main else None]
+        tdist.broadcast_object_list(box, src=0)
+        return box[0]
+
     def broadcast_float(self, value: float) -> float:
         if self.world == 1:
             return value
         t = torch.tensor([value], dtype=torch.float64)
         tdist.broadcast(t, 0)
         return float(t[0])
+
+    def full_weights(self, model: Any) -> dict[str, torch.Tensor]:
+        """The model's HF-named weights (LoRA adapters merged) on rank 0, for a generation engine that
+        takes them in place (``load_weights``); other ranks get ``{}``. Under FSDP every rank must call it
+        (the weights are gathered)."""
+        if self.world == 1:
+            return ckpt.export_model(model).state_dict()
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        if not self.is_main:
+            return {}
+        return unsharded(model, full).state_dict() if hasattr(model, "peft_config") else full
 
     # -- checkpoints ------------------------------------------------------------------------------------
 

@@ -17,10 +17,10 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import yaml
@@ -31,7 +31,7 @@ from mathsft.errors import MathsftError
 from mathsft.evaluation.prompts import get_template
 from mathsft.models import load_tokenizer, resolve_model
 from mathsft.training import checkpoint as ckpt
-from mathsft.training.config import TrainConfig
+from mathsft.training.config import LoopConfig, TrainConfig
 from mathsft.training.data import load_training_examples, load_val_problems, problems_to_examples
 from mathsft.training.distributed import Dist
 from mathsft.training.loss import can_chunk, step_loss, target_weights
@@ -45,9 +45,10 @@ from mathsft.training.metrics import MetricsLog, cpu_bf16_warning, measured_peak
 from mathsft.training.packing import Batch, collate, micro_batches, register_packed_attention
 from mathsft.training.preflight import write_preflight
 from mathsft.training.tokenize import Tokenized, chat_template_digest, render, tokenize_cached
-from mathsft.training.validate import BackgroundValidator, validation_accuracy, validation_loss
+from mathsft.training.validate import Validation, validation_loss
 
 log = logging.getLogger("mathsft.training")
+T = TypeVar("T")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -89,7 +90,7 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, 
     return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
 
 
-def validation_steps(cfg: TrainConfig, total: int) -> list[int]:
+def validation_steps(cfg: LoopConfig, total: int) -> list[int]:
     every = cfg.eval_every or total
     return sorted({*range(every, total + 1, every), total})
 
@@ -114,7 +115,7 @@ def pick_device(spec: str) -> torch.device:
     return torch.device(spec)
 
 
-def build(cfg: TrainConfig, total: int, dist: Dist) -> Setup:
+def build(cfg: LoopConfig, total: int, dist: Dist) -> Setup:
     from transformers import AutoModelForCausalLM
 
     device = dist.device if dist.world > 1 else pick_device(cfg.device)
@@ -179,7 +180,7 @@ def compile_regions(model: torch.nn.Module) -> int:
 
 
 def autocast_for(
-    cfg: TrainConfig, device: torch.device
+    cfg: LoopConfig, device: torch.device
 ) -> Callable[[], contextlib.AbstractContextManager[Any]]:
     if cfg.dtype == "bf16":
         # no cache of bf16 weight copies: the same casts, up to 0.15 GB less peak memory for the 135M model
@@ -197,21 +198,26 @@ def versions() -> dict[str, str]:
     return out
 
 
-def claim_run_dir(cfg: TrainConfig, out: Path) -> None:
-    """A rerun resumes only the same run: a different config in ``out`` is an error, not a silent mix."""
+def claim_run_dir(cfg: LoopConfig, out: Path) -> bool:
+    """A rerun resumes only the same run: a different config in ``out`` is an error, not a silent mix.
+    Returns whether the run there is complete (its final checkpoint written, no validation owed)."""
     path = out / "config.yaml"
-    if not path.is_file():
-        return
-    old = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    new = cfg.model_dump(mode="json")
-    # a moved run directory is the same run; logging and where validation runs do not change the weights
-    free = {"log", "out", "val_device", "val_background", "val_backend"}
-    changed = sorted(k for k in set(old) | set(new) if k not in free and old.get(k) != new.get(k))
-    if changed:
-        raise MathsftError(
-            f"{out} holds a training run with a different config (changed: {', '.join(changed)}); "
-            "use another --out, or delete it to start over"
-        )
+    if path.is_file():
+        old = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        new = cfg.model_dump(mode="json")
+        # a moved run directory is the same run; logging and where validation runs do not change the weights
+        free = {"log", "out", "val_device", "val_background", "val_backend"}
+        changed = sorted(k for k in set(old) | set(new) if k not in free and old.get(k) != new.get(k))
+        if changed:
+            raise MathsftError(
+                f"{out} holds a training run with a different config (changed: {', '.join(changed)}); "
+                "use another --out, or delete it to start over"
+            )
+    folder = out / "checkpoints"
+    complete = (folder / ckpt.FINAL / "config.json").is_file() and not ckpt.read_validating(folder)
+    if complete:
+        log.info("%s is complete (checkpoints/final exists)", out)
+    return complete
 
 
 def padding_fraction(items: list[Tokenized], cfg: TrainConfig, total: int) -> float:
@@ -228,7 +234,93 @@ def padding_fraction(items: list[Tokenized], cfg: TrainConfig, total: int) -> fl
 
 
 # ----------------------------------------------------------------------------------------------------
-# The loop
+# Pieces both loops (SFT here, RL in mathsft/rl/loop.py) run
+
+
+def resume(folder: Path, setup: Setup, dist: Dist) -> int:
+    """Load the newest checkpoint's weights, optimizer, scheduler and RNG state into ``setup``; returns the
+    number of steps it had done (0 when there is none)."""
+    latest = ckpt.latest_checkpoint(folder)
+    if latest is None:
+        return 0
+    state = dist.load(latest, setup.model, setup.optimizer)
+    setup.scheduler.load_state_dict(state["scheduler"])
+    ckpt.set_rng_state(state["rng"])
+    return int(state["step"])
+
+
+def save_state(
+    setup: Setup,
+    dist: Dist,
+    folder: Path,
+    name: str,
+    step: int,
+    data: dict[str, Any],
+    keep_last: int | None,
+    keep: set[str],
+) -> Path:
+    """Write checkpoint ``folder/name`` (HF weights + resume state: optimizer, scheduler, RNG, data order),
+    then prune old step checkpoints but those in ``keep``."""
+    state = {"step": step, "scheduler": setup.scheduler.state_dict(), "rng": ckpt.rng_state(), "data": data}
+    path = dist.save(folder, name, setup.model, setup.tokenizer, setup.optimizer, state)
+    if dist.is_main:
+        ckpt.prune(folder, keep_last, keep)
+    return path
+
+
+def accumulate(
+    batches: Sequence[T], fillers: int, loss_of: Callable[[T, bool], torch.Tensor], dist: Dist
+) -> float:
+    """Backward over one optimizer step's micro-batches (``Batch``es, or whatever ``loss_of`` takes).
+    ``loss_of(batch, real)`` returns the micro-batch's share of the step loss; the last ``fillers`` batches
+    only keep the ranks in step (``real`` False: their loss must weigh zero). Returns the step loss summed
+    over ranks."""
+    total = torch.zeros(1, dtype=torch.float64)
+    for i, batch in enumerate(batches):
+        loss = loss_of(batch, i < len(batches) - fillers)
+        (loss * dist.world).backward()  # FSDP averages gradients over ranks: undo the 1/world
+        total += loss.detach().double().cpu()
+    return float(dist.all_reduce_sum(total)[0])
+
+
+def optimizer_step(setup: Setup, dist: Dist, grad_clip: float | None, done: int) -> tuple[float, float]:
+    """Clip, step the optimizer and the schedule, clear the gradients; returns (grad norm, lr used).
+    ``done`` counts optimizer steps: every few, freed heap memory goes back to the system."""
+    grad_norm = dist.clip_grad_norm(setup.model, grad_clip)
+    lr = setup.scheduler.get_last_lr()[0]
+    setup.optimizer.step()
+    setup.scheduler.step()
+    setup.optimizer.zero_grad(set_to_none=True)
+    if done % TRIM_EVERY_STEPS == 0:
+        release_free_memory(setup.device)  # the fragmentation the last steps left in the heap
+    return grad_norm, lr
+
+
+@contextlib.contextmanager
+def progress(
+    enabled: bool, label: str, total: int, start: int, field: str
+) -> Iterator[Callable[[float], None]]:
+    """A rich progress bar with one metric (``field``) and the ETA on an interactive terminal; silent
+    otherwise. Yields ``advance(value)``, called once per step."""
+    if not (enabled and sys.stderr.isatty()):
+        yield lambda value: None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn(label),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn(field + " {task.fields[value]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ) as bar:
+        task = bar.add_task(label, total=total, completed=start, value="-")
+        yield lambda value: bar.update(task, advance=1, value=f"{value:.4f}")
+
+
+# ----------------------------------------------------------------------------------------------------
+# The SFT loop
 
 
 @dataclass
@@ -266,16 +358,15 @@ def backward_step(
         dtype=torch.float64,
     )
     targets, seqs, tokens, slots = (int(x) for x in dist.all_reduce_sum(local).tolist())
-    loss_value = torch.zeros(1, dtype=torch.float64)
-    for i, batch in enumerate(batches):
+
+    def loss_of(batch: Batch, counted: bool) -> torch.Tensor:
         weights = target_weights(batch, average, targets, seqs).to(device)
-        if i >= len(real):
+        if not counted:
             weights = weights * 0
         with autocast():
-            loss = step_loss(model, batch, device, weights, chunk_tokens)
-        (loss * dist.world).backward()  # FSDP averages gradients over ranks: undo the 1/world
-        loss_value += loss.detach().double().cpu()
-    total_loss = float(dist.all_reduce_sum(loss_value)[0])
+            return step_loss(model, batch, device, weights, chunk_tokens)
+
+    total_loss = accumulate(batches, fillers, loss_of, dist)
     return StepCounts(total_loss, targets, tokens, slots, int(local[0]))
 
 
@@ -283,11 +374,8 @@ def train(
     cfg: TrainConfig, examples: list[SFTExample] | None = None, val_problems: list[Problem] | None = None
 ) -> Path:
     """Train (or resume, or return a finished run) into ``cfg.out``; returns the run directory."""
-    dist = Dist.from_env()
-    try:
+    with Dist.from_env() as dist:
         return _train(cfg, examples, val_problems, dist)
-    finally:
-        dist.close()
 
 
 def _train(
@@ -295,9 +383,7 @@ def _train(
 ) -> Path:
     out = Path(cfg.out_dir())
     folder = out / "checkpoints"
-    claim_run_dir(cfg, out)
-    if (folder / ckpt.FINAL / "config.json").is_file() and not ckpt.read_validating(folder):
-        log.info("%s is complete (checkpoints/final exists)", out)
+    if claim_run_dir(cfg, out):
         return out
     examples = load_training_examples(cfg) if examples is None else examples
     val_problems = load_val_problems(cfg) if val_problems is None else val_problems
@@ -322,19 +408,13 @@ def _train(
         )
     total = total_steps(cfg, len(items))
     setup = build(cfg, total, dist)
-    model, optimizer, scheduler, device = setup.model, setup.optimizer, setup.scheduler, setup.device
+    model, device = setup.model, setup.device
     autocast = autocast_for(cfg, device)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
-    start_step = 0
-    best = ckpt.read_best(folder)
-    latest = ckpt.latest_checkpoint(folder)
-    if latest is not None:
-        state = dist.load(latest, model, optimizer)
-        scheduler.load_state_dict(state["scheduler"])
-        ckpt.set_rng_state(state["rng"])
-        start_step = state["step"]
-        log.info("resuming from %s (step %d of %d)", latest, start_step, total)
+    start_step = resume(folder, setup, dist)
+    if start_step:
+        log.info("resuming from step %d of %d", start_step, total)
 
     peak = 0.0
     if dist.is_main:
@@ -409,77 +489,15 @@ def _train(
     metrics = MetricsLog(out, cfg.log, start_step, cfg.model_dump(mode="json")) if dist.is_main else None
     to_validate = validation_steps(cfg, total) if (val_rows or val_problems) else []
     saves = set(range(cfg.save_every, total, cfg.save_every)) if cfg.save_every else set()
-    accuracy_wanted = bool(val_problems) and dist.is_main
-    validator = (
-        BackgroundValidator(cfg, val_problems or [])
-        if accuracy_wanted and cfg.val_background and to_validate
-        else None
-    )
-
-    def keep() -> set[str]:
-        """Checkpoints retention must not delete: the best one and those still being validated."""
-        busy = validator.busy_checkpoints() if validator else set()
-        return busy | ({best["checkpoint"]} if best else set())
+    validation = Validation(cfg, out, val_problems or [], to_validate, metrics, dist.is_main)
+    data = {"order": "seeded permutation per epoch", "seed": cfg.seed, "examples": len(items)}
 
     def save(step: int, name: str) -> Path:
-        state = {
-            "step": step,
-            "scheduler": scheduler.state_dict(),
-            "rng": ckpt.rng_state(),
-            "data": {"order": "seeded permutation per epoch", "seed": cfg.seed, "examples": len(items)},
-        }
-        path = dist.save(folder, name, model, tokenizer, optimizer, state)
-        if dist.is_main:
-            ckpt.prune(folder, cfg.keep_last, keep())
-        return path
+        return save_state(setup, dist, folder, name, step, data, cfg.keep_last, validation.keep())
 
-    validating = set(ckpt.read_validating(folder)) if dist.is_main else set()
-
-    def accuracy(step: int, path: Path) -> None:
-        """Generation accuracy of checkpoint ``path``: now, or handed to the background validator."""
-        validating.add(step)
-        ckpt.write_validating(folder, validating)
-        valdir = out / "validation" / ckpt.step_name(step)
-        if validator is not None:
-            validator.submit(step, path, valdir)
-            return
-        record_accuracy(step, path, validation_accuracy(path, val_problems or [], cfg, valdir))
-
-    losses: dict[int, float] = {}  # validation losses waiting for their step's accuracy
-
-    def eval_axes(step: int) -> dict[str, int]:
-        return {"train_step": step, "eval_step": to_validate.index(step) + 1}
-
-    def record_accuracy(step: int, path: Path, summary: dict[str, Any]) -> None:
-        nonlocal best
-        loss = {"eval/loss": losses.pop(step)} if step in losses else {}
-        row = {**eval_axes(step), **loss, "eval/accuracy": summary["accuracy"], "eval/ci95": summary["ci95"]}
-        if metrics is not None:
-            metrics.write(row)
-        validating.discard(step)
-        ckpt.write_validating(folder, validating)
-        if best is None or summary["accuracy"] > best["accuracy"]:
-            best = {
-                "step": step,
-                "checkpoint": path.name,
-                "accuracy": summary["accuracy"],
-                "ci95": summary["ci95"],
-            }
-            ckpt.write_best(path.parent, best)
-
-    for step in sorted(validating):  # validations a killed run had not finished
-        path = folder / (ckpt.FINAL if step == total else ckpt.step_name(step))
-        if accuracy_wanted and step in to_validate and path.is_dir():
-            accuracy(step, path)
-        else:
-            log.warning(
-                "the validation of step %d cannot be redone (no checkpoint or no validation set)", step
-            )
-            validating.discard(step)
-            ckpt.write_validating(folder, validating)
-
+    validation.redo(total)
     model.train()
-    with _progress(cfg, dist, total, start_step) as advance:
+    with progress(cfg.log.progress and dist.is_main, "train", total, start_step, "loss") as advance:
         for step in range(start_step, total):
             rows = [items[i] for i in step_indices(step, len(items), cfg.batch_size, cfg.seed)]
             t0 = time.perf_counter()
@@ -489,14 +507,8 @@ def _train(
             counts = backward_step(
                 model, batches, fillers, cfg.loss_average, device, autocast, dist, cfg.loss_chunk_tokens
             )
-            grad_norm = dist.clip_grad_norm(model, cfg.grad_clip)
-            lr = scheduler.get_last_lr()[0]
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
             done = step + 1
-            if done % TRIM_EVERY_STEPS == 0:
-                release_free_memory(device)  # the fragmentation the last steps left in the heap
+            grad_norm, lr = optimizer_step(setup, dist, cfg.grad_clip, done)
             elapsed = time.perf_counter() - t0
             lens = [len(r) for r in rows]
             local_flops = model_flops(
@@ -523,26 +535,20 @@ def _train(
 
             name = ckpt.FINAL if done == total else ckpt.step_name(done)
             if done in to_validate:
+                validation.owe(done)
                 path = save(done, name)  # the eval loads the checkpoint
                 if val_rows:  # every rank takes part
                     loss = validation_loss(model, val_rows, cfg, pad_id, device, autocast, dist)
-                    if accuracy_wanted:
-                        losses[done] = loss  # the accuracy's row carries it
+                    if validation.wanted:
+                        validation.losses[done] = loss  # the accuracy's row carries it
                     elif metrics is not None:
-                        metrics.write({**eval_axes(done), "eval/loss": loss})
-                if accuracy_wanted:
-                    accuracy(done, path)
+                        metrics.write({**validation.axes(done), "eval/loss": loss})
+                if validation.wanted:
+                    validation.start(done, path)
             elif done == total or done in saves:
                 save(done, name)
-            for result in validator.collect() if validator else []:
-                record_accuracy(result.step, result.checkpoint, result.summary)
-    if validator is not None:
-        try:
-            for result in validator.collect(wait=True):
-                record_accuracy(result.step, result.checkpoint, result.summary)
-        finally:
-            validator.close()
-        ckpt.prune(folder, cfg.keep_last, keep())  # checkpoints kept only while they were validated
+            validation.collect()
+    validation.finish()
     if metrics is not None:
         metrics.close()
     return out
@@ -551,23 +557,3 @@ def _train(
 def _config(model: Any) -> Any:
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     return inner.config
-
-
-@contextlib.contextmanager
-def _progress(cfg: TrainConfig, dist: Dist, total: int, start: int) -> Iterator[Callable[[float], None]]:
-    """A rich progress bar with loss and ETA on an interactive terminal (rank 0); silent otherwise."""
-    if not (cfg.log.progress and dist.is_main and sys.stderr.isatty()):
-        yield lambda loss: None
-        return
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    with Progress(
-        TextColumn("train"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TextColumn("loss {task.fields[loss]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    ) as bar:
-        task = bar.add_task("train", total=total, completed=start, loss="-")
-        yield lambda loss: bar.update(task, advance=1, loss=f"{loss:.4f}")

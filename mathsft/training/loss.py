@@ -8,12 +8,17 @@ vocab]`` logits, log-softmax or gradient is ever held whole (~0.18 GB each for ~
 micro-batch: ``1 / (supervised tokens of the step)`` per token (or ``1 / (sequences x tokens of that
 sequence)`` for per-sequence averaging), so gradient accumulation — and ranks, whose gradients FSDP
 averages — give exactly the update of one big batch.
+
+The RL loop uses the same path with a ``TokenLoss`` in place of the weights: a per-token loss of each
+target's cross-entropy (the clipped policy-gradient objective of ``mathsft/rl/objective.py``), whose
+derivative the fused head takes on each chunk's rows, so a ratio to old log-probabilities, clipping and a
+KL term cost no second forward. Either path can also return each target's entropy.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 import torch
@@ -24,32 +29,53 @@ from mathsft.training.packing import Batch
 # config keys of architectures that transform the logits after the head: their loss is never chunked
 LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_multiplier_scale")
 
+TokenLoss = Callable[[torch.Tensor, slice], torch.Tensor]
+"""``loss(ce, rows)``: the per-target loss of targets ``rows`` of a micro-batch from their cross-entropy
+``ce`` (float32 ``[len(rows)]``), differentiable in ``ce`` (RL objectives; SFT passes weights instead)."""
+
 
 def target_losses(model: Any, batch: Batch, device: torch.device | str) -> torch.Tensor:
     """Per-target cross-entropy ``[N]`` (float32) of one micro-batch."""
+    return _target_losses(model, batch, device, None)
+
+
+def _target_losses(
+    model: Any, batch: Batch, device: torch.device | str, entropy: torch.Tensor | None
+) -> torch.Tensor:
+    """Per-target cross-entropy from whole logits; ``entropy`` ([N]), when given, gets each target
+    position's entropy."""
     logits, index, targets = _forward(model, batch, device)
     logits = logits.flatten(0, 1)
     if index is not None:
         logits = logits[index]
-    return F.cross_entropy(logits.float(), targets, reduction="none")
+    logits = logits.float()
+    if entropy is not None:
+        with torch.no_grad():
+            logp = logits.log_softmax(-1)
+            entropy.copy_(-(logp.exp() * logp).sum(-1))
+    return F.cross_entropy(logits, targets, reduction="none")
 
 
 def step_loss(
     model: Any,
     batch: Batch,
     device: torch.device | str,
-    weights: torch.Tensor,
+    weights: torch.Tensor | TokenLoss,
     chunk_tokens: int | None = None,
+    entropy: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """This micro-batch's share of the step loss: ``sum(weights * cross-entropy)`` over its targets (a scalar,
-    float32). With ``chunk_tokens`` the LM head computes it ``chunk_tokens`` rows at a time (``FusedHeadLoss``)."""
+    """This micro-batch's share of the step loss (a scalar, float32): ``sum(weights * cross-entropy)`` over
+    its targets, or ``sum(weights(cross-entropy, all rows))`` for a ``TokenLoss``. With ``chunk_tokens`` the
+    LM head computes it ``chunk_tokens`` rows at a time (``FusedHeadLoss``). ``entropy`` ([N] float32),
+    when given, receives each target position's entropy (no gradient)."""
     if chunk_tokens is None or not can_chunk(model):
-        return (target_losses(model, batch, device) * weights).sum()
+        ce = _target_losses(model, batch, device, entropy)
+        return weights(ce, slice(0, len(ce))).sum() if callable(weights) else (ce * weights).sum()
     loss, _, _ = _forward(
         model,
         batch,
         device,
-        lambda index, targets: head_computes_loss(model, index, targets, weights, chunk_tokens),
+        lambda index, targets: head_computes_loss(model, index, targets, weights, chunk_tokens, entropy),
     )
     return loss  # the head's output is the weighted loss here
 
@@ -78,7 +104,9 @@ def can_chunk(model: Any) -> bool:
 
 class FusedHeadLoss(torch.autograd.Function):
     """``sum(weights * cross_entropy(rows @ weight.T, targets))`` with its gradient formed during forward,
-    ``chunk`` rows at a time, as Liger-Kernel's fused linear cross-entropy does.
+    ``chunk`` rows at a time, as Liger-Kernel's fused linear cross-entropy does. ``weights`` may be a
+    ``TokenLoss`` instead: each chunk's loss is then ``weights(ce, chunk rows)`` and its derivative in the
+    cross-entropy takes the place of the weights. ``entropy``, when given, receives each row's entropy.
 
     Each chunk's logits become ``weights * (softmax - one_hot)`` in place and are multiplied straight into
     the gradient of ``rows``, so no ``[targets, vocab]`` float32 tensor outlives its chunk and the head costs
@@ -97,8 +125,9 @@ class FusedHeadLoss(torch.autograd.Function):
         rows: torch.Tensor,
         weight: torch.Tensor,
         targets: torch.Tensor,
-        weights: torch.Tensor,
+        weights: torch.Tensor | TokenLoss,
         chunk: int,
+        entropy: torch.Tensor | None = None,
     ) -> torch.Tensor:
         device = rows.device.type
         dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else weight.dtype
@@ -122,7 +151,9 @@ class FusedHeadLoss(torch.autograd.Function):
                         logits = torch.mm(xi, w.T, out=gi)
                     else:
                         logits = scratch[: len(xi)].copy_(xi @ w.T)
-                    total += _to_logit_gradient(logits, targets[rows_i], weights[rows_i].float())
+                    coef = weights if callable(weights) else weights[rows_i].float()
+                    out = None if entropy is None else entropy[rows_i]
+                    total += _to_logit_gradient(logits, targets[rows_i], coef, rows_i, out)
                     if logits is not gi:
                         gi.copy_(logits)
                     grad_rows[rows_i] = gi @ w
@@ -143,17 +174,34 @@ class FusedHeadLoss(torch.autograd.Function):
         grad_rows, grad_weight = ctx.saved_tensors
         # in place: a new vocabulary-sized gradient costs ~0.1 s to allocate and fill; backward runs once (a
         # retained graph's second backward fails on the saved tensors' version check, not silently)
-        return grad_rows.mul_(grad), grad_weight.mul_(grad).to(ctx.weight_dtype), None, None, None
+        return grad_rows.mul_(grad), grad_weight.mul_(grad).to(ctx.weight_dtype), None, None, None, None
 
 
-def _to_logit_gradient(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+def _to_logit_gradient(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    weights: torch.Tensor | TokenLoss,
+    rows: slice,
+    entropy: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Turn float32 ``logits`` [rows, vocab] in place into ``d loss / d logits`` of
-    ``sum(weights * cross_entropy)``; returns that sum."""
+    ``sum(weights * cross_entropy)`` (or of ``sum(weights(cross_entropy, rows))``); returns that sum.
+    ``entropy`` ([rows]), when given, receives each row's entropy."""
     target_logit = logits.gather(1, targets[:, None]).squeeze(1)
     top = logits.amax(1, keepdim=True)
     probs = logits.sub_(top).exp_()  # unnormalized softmax from here on
     norm = probs.sum(1)
-    loss = (weights * (top.squeeze(1) + norm.log() - target_logit)).sum()
+    ce = top.squeeze(1) + norm.log() - target_logit
+    if entropy is not None:  # log(norm) - sum(p * (logit - top)), with p * (logit - top) = xlogy(q, q) / norm
+        entropy.copy_(norm.log() - torch.special.xlogy(probs, probs).sum(1) / norm)
+    if callable(weights):
+        with torch.enable_grad():  # forward of an autograd.Function runs without grad
+            x = ce.detach().requires_grad_()
+            per_token = weights(x, rows)
+            (weights,) = torch.autograd.grad(per_token.sum(), x)
+        loss = per_token.detach().sum()
+    else:
+        loss = (weights * ce).sum()
     probs.mul_((weights / norm)[:, None])
     probs[torch.arange(len(targets), device=logits.device), targets] -= weights
     return loss
@@ -161,7 +209,12 @@ def _to_logit_gradient(logits: torch.Tensor, targets: torch.Tensor, weights: tor
 
 @contextlib.contextmanager
 def head_computes_loss(
-    model: Any, index: torch.Tensor | None, targets: torch.Tensor, weights: torch.Tensor, chunk_tokens: int
+    model: Any,
+    index: torch.Tensor | None,
+    targets: torch.Tensor,
+    weights: torch.Tensor | TokenLoss,
+    chunk_tokens: int,
+    entropy: torch.Tensor | None = None,
 ) -> Iterator[None]:
     """Inside the block the model's LM head returns ``sum(weights * cross-entropy of targets)`` instead of
     logits, through ``FusedHeadLoss``.
@@ -176,7 +229,7 @@ def head_computes_loss(
         rows = hidden.flatten(0, -2)
         if index is not None:
             rows = rows[index]
-        return FusedHeadLoss.apply(rows, head.weight, targets, weights, chunk_tokens)
+        return FusedHeadLoss.apply(rows, head.weight, targets, weights, chunk_tokens, entropy)
 
     head.forward = forward
     try:

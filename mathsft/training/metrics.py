@@ -16,22 +16,28 @@ from mathsft.errors import MathsftError
 from mathsft.training.config import LogConfig
 
 
+def open_step_log(path: Path, resume_step: int, key: str = "train_step") -> Any:
+    """``path`` (JSONL) opened for appending, after dropping the rows of steps past ``resume_step`` (they
+    are redone) and a line cut by a kill, so the file keeps each step's rows once."""
+    if path.is_file():
+        kept = [
+            line
+            for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and _complete(line) and json.loads(line).get(key, 0) <= resume_step
+        ]
+        tmp = path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        tmp.replace(path)
+    return path.open("a", encoding="utf-8")
+
+
 class MetricsLog:
     """Appends rows to ``metrics.jsonl``; on resume, rows past the resumed step are dropped first (they are
     redone), so the file keeps one row per step."""
 
     def __init__(self, out: Path, log: LogConfig, resume_step: int, config: dict[str, Any]) -> None:
         self.path = out / "metrics.jsonl"
-        if self.path.is_file():
-            kept = [
-                line
-                for line in self.path.read_text(encoding="utf-8").splitlines()
-                if line.strip() and _complete(line) and json.loads(line).get("train_step", 0) <= resume_step
-            ]
-            tmp = self.path.with_suffix(".jsonl.tmp")
-            tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-            tmp.replace(self.path)
-        self.file = self.path.open("a", encoding="utf-8")
+        self.file = open_step_log(self.path, resume_step)
         self.tensorboard = self.wandb = None
         if log.tensorboard:
             try:
@@ -60,7 +66,7 @@ class MetricsLog:
             )
             # x axes are our own step counters, so steps redone after a resume are logged again (W&B's
             # own step must only grow and would drop them)
-            for axis, prefix in (("train_step", "train/*"), ("eval_step", "eval/*")):
+            for axis, prefix in (("train_step", "train/*"), ("train_step", "rl/*"), ("eval_step", "eval/*")):
                 self.wandb.define_metric(axis)
                 self.wandb.define_metric(prefix, step_metric=axis)
 

@@ -1,8 +1,10 @@
 """In-training validation: loss on held-out examples, and generation accuracy through the eval module,
-in the training process or in a background process that lets training go on meanwhile."""
+in the training process or in a background process that lets training go on meanwhile. ``Validation`` is
+the bookkeeping both loops (SFT and RL) share: rows, ``best.json``, and the steps still owed."""
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,12 +14,16 @@ import torch
 
 from mathsft.data.schema import Problem
 from mathsft.errors import MathsftError
-from mathsft.training.config import TrainConfig
+from mathsft.training import checkpoint as ckpt
+from mathsft.training.config import LoopConfig, TrainConfig
 from mathsft.training.distributed import Dist
 from mathsft.training.loss import target_losses
+from mathsft.training.metrics import MetricsLog
 from mathsft.training.packing import collate
 from mathsft.training.tokenize import Tokenized
 from mathsft.workers import Worker, WorkerExited
+
+log = logging.getLogger("mathsft.training")
 
 
 @torch.no_grad()
@@ -49,7 +55,7 @@ def validation_loss(
 
 
 def validation_accuracy(
-    checkpoint: Path, problems: list[Problem], cfg: TrainConfig, out: Path, backend: Any = None
+    checkpoint: Path, problems: list[Problem], cfg: LoopConfig, out: Path, backend: Any = None
 ) -> dict[str, Any]:
     """Greedy eval of a checkpoint directory on ``problems`` (an eval directory under ``out``); ``backend``,
     when given, already holds the checkpoint's weights."""
@@ -87,9 +93,9 @@ class BackgroundValidator:
     reported as an error naming the step, never as a missing row.
     """
 
-    def __init__(self, cfg: TrainConfig, problems: list[Problem]) -> None:
+    def __init__(self, cfg: LoopConfig, problems: list[Problem]) -> None:
         self.worker = Worker(
-            _validation_worker, (cfg.model_dump(mode="json"), problems), name="mathsft-validation"
+            _validation_worker, (type(cfg), cfg.model_dump(mode="json"), problems), name="mathsft-validation"
         )
         self.pending: dict[int, Path] = {}
 
@@ -124,8 +130,10 @@ class BackgroundValidator:
         self.worker.stop()
 
 
-def _validation_worker(cfg: dict[str, Any], problems: list[Problem], jobs: Any, results: Any) -> None:
-    train_cfg = TrainConfig(**cfg)
+def _validation_worker(
+    kind: type[LoopConfig], cfg: dict[str, Any], problems: list[Problem], jobs: Any, results: Any
+) -> None:
+    train_cfg = kind(**cfg)
     engine = None  # vLLM: one engine for the whole run, given each checkpoint's weights in place
     if train_cfg.val_backend == "vllm" and train_cfg.val_device.startswith("cuda:"):
         os.environ["CUDA_VISIBLE_DEVICES"] = train_cfg.val_device.split(":", 1)[1]  # before CUDA starts
@@ -155,3 +163,106 @@ def _vllm_with_weights(engine: Any, checkpoint: Path) -> Any:
         raise MathsftError(f"{checkpoint}: no *.safetensors files to load into the vLLM engine")
     engine.load_weights(item for shard in shards for item in load_file(shard).items())
     return engine
+
+
+class Validation:
+    """Generation accuracy of the validation checkpoints of a run, as both loops do it.
+
+    Each validation step's checkpoint is evaluated now (``validation_accuracy``) or handed to a
+    ``BackgroundValidator``; its row (``train_step``, ``eval_step``, ``eval/accuracy``, ``eval/ci95``, and
+    the step's ``eval/loss`` when one was held for it) goes to ``metrics.jsonl``; ``best.json`` names the
+    most accurate checkpoint; ``validating.json`` lists the steps started but not recorded, which the
+    rerun of a killed run redoes (``redo``). Only rank 0 (``main``) validates."""
+
+    def __init__(
+        self,
+        cfg: LoopConfig,
+        out: Path,
+        problems: list[Problem],
+        steps: list[int],
+        metrics: MetricsLog | None,
+        main: bool,
+    ) -> None:
+        self.cfg, self.problems, self.steps, self.metrics = cfg, problems, steps, metrics
+        self.out, self.folder = out, out / "checkpoints"
+        self.wanted = bool(problems) and main  # generation accuracy is measured (rank 0 only)
+        self.best = ckpt.read_best(self.folder)
+        self.owed = set(ckpt.read_validating(self.folder)) if main else set()
+        self.losses: dict[int, float] = {}  # validation losses waiting for their step's accuracy
+        background = self.wanted and cfg.val_background and steps
+        self.validator = BackgroundValidator(cfg, problems) if background else None
+
+    def axes(self, step: int) -> dict[str, int]:
+        return {"train_step": step, "eval_step": self.steps.index(step) + 1}
+
+    def keep(self) -> set[str]:
+        """Checkpoints retention must not delete: the best one and those still being validated."""
+        busy = self.validator.busy_checkpoints() if self.validator else set()
+        return busy | ({self.best["checkpoint"]} if self.best else set())
+
+    def owe(self, step: int) -> None:
+        """Record that ``step``'s accuracy is owed, before its checkpoint is written: a kill in between
+        leaves the rerun a checkpoint to validate and the note that it must."""
+        if self.wanted:
+            self.owed.add(step)
+            self.folder.mkdir(parents=True, exist_ok=True)  # the run's first checkpoint may be this one
+            ckpt.write_validating(self.folder, self.owed)
+
+    def start(self, step: int, path: Path, backend: Any = None) -> None:
+        """Generation accuracy of checkpoint ``path``: now, or handed to the background validator.
+        ``backend``, when given, already holds the checkpoint's weights (an RL run's rollout engine)."""
+        self.owed.add(step)
+        ckpt.write_validating(self.folder, self.owed)
+        valdir = self.out / "validation" / ckpt.step_name(step)
+        if self.validator is not None:
+            self.validator.submit(step, path, valdir)
+            return
+        self.record(step, path, validation_accuracy(path, self.problems, self.cfg, valdir, backend))
+
+    def record(self, step: int, path: Path, summary: dict[str, Any]) -> None:
+        loss = {"eval/loss": self.losses.pop(step)} if step in self.losses else {}
+        row = {**self.axes(step), **loss, "eval/accuracy": summary["accuracy"], "eval/ci95": summary["ci95"]}
+        if self.metrics is not None:
+            self.metrics.write(row)
+        self.owed.discard(step)
+        ckpt.write_validating(self.folder, self.owed)
+        if self.best is None or summary["accuracy"] > self.best["accuracy"]:
+            self.best = {
+                "step": step,
+                "checkpoint": path.name,
+                "accuracy": summary["accuracy"],
+                "ci95": summary["ci95"],
+            }
+            ckpt.write_best(path.parent, self.best)
+
+    def redo(self, total: int) -> None:
+        """The validations a killed run had started but not recorded."""
+        for step in sorted(self.owed):
+            path = self.folder / (ckpt.FINAL if step == total else ckpt.step_name(step))
+            if self.wanted and step in self.steps and path.is_dir():
+                self.start(step, path)
+            elif not path.is_dir() and step in self.steps:  # killed before its checkpoint was written
+                self.owed.discard(step)  # the step is trained again and validated then
+                ckpt.write_validating(self.folder, self.owed)
+            else:
+                log.warning(
+                    "the validation of step %d cannot be redone (no checkpoint or no validation set)", step
+                )
+                self.owed.discard(step)
+                ckpt.write_validating(self.folder, self.owed)
+
+    def collect(self) -> None:
+        """Record the background validations finished since the last call."""
+        for result in self.validator.collect() if self.validator else []:
+            self.record(result.step, result.checkpoint, result.summary)
+
+    def finish(self) -> None:
+        """Wait for the background validations still running, then prune what only they kept."""
+        if self.validator is None:
+            return
+        try:
+            for result in self.validator.collect(wait=True):
+                self.record(result.step, result.checkpoint, result.summary)
+        finally:
+            self.validator.close()
+        ckpt.prune(self.folder, self.cfg.keep_last, self.keep())  # kept only while they were validated

@@ -278,6 +278,66 @@ def test_fused_head_in_bf16_over_several_blocks_matches_the_plain_head() -> None
         torch.testing.assert_close(g, w, rtol=3e-2, atol=3e-2 * float(w.abs().max()))
 
 
+def clipped_objective(n: int):
+    """A per-token loss of the cross-entropy (RL's clipped surrogate on random advantages and old log-probs)."""
+    advantages, old = torch.randn(n), -4 * torch.rand(n)
+
+    def per_token(ce: torch.Tensor, rows: slice) -> torch.Tensor:
+        ratio = torch.exp(-ce - old[rows])
+        return -torch.min(ratio * advantages[rows], ratio.clamp(0.8, 1.2) * advantages[rows])
+
+    return per_token
+
+
+@pytest.mark.parametrize("autocast", [contextlib.nullcontext, bf16])
+def test_fused_head_takes_a_per_token_loss_and_reports_entropy(autocast) -> None:
+    """A ``TokenLoss`` in place of the weights: the fused head's loss and gradients equal autograd through
+    whole logits (over several chunks, and bf16 blocks), and each row's entropy is the softmax's."""
+    torch.manual_seed(0)
+    hidden, vocab, n = 8, 50, 37
+    rows = torch.randn(n, hidden, requires_grad=True)
+    weight = torch.randn(vocab, hidden, requires_grad=True)
+    targets = torch.randint(vocab, (n,))
+    per_token = clipped_objective(n)
+    entropy = torch.empty(n)
+    with autocast():
+        fused = FusedHeadLoss.apply(rows, weight, targets, per_token, 5, entropy)
+    got = torch.autograd.grad(fused, (rows, weight))
+    with autocast():
+        logits = (rows @ weight.T).float()
+    ce = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
+    plain = per_token(ce, slice(0, n)).sum()
+    want = torch.autograd.grad(plain, (rows, weight))
+    expected = -(logits.softmax(-1) * logits.log_softmax(-1)).sum(-1).detach()
+    tol = 1e-5 if autocast is contextlib.nullcontext else 3e-2
+    assert float(fused.detach()) == pytest.approx(float(plain.detach()), rel=tol, abs=tol)
+    torch.testing.assert_close(entropy, expected, rtol=tol, atol=tol)
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, rtol=tol, atol=tol * float(w.abs().max()))
+
+
+def test_a_per_token_loss_through_the_model_is_the_same_fused_or_not(setup) -> None:
+    """``step_loss`` with a ``TokenLoss`` and an entropy buffer: whole logits and the fused head agree."""
+    from mathsft.training.loss import step_loss
+
+    model, rows = setup
+    batch = pack(rows)
+    per_token = clipped_objective(batch.num_targets)
+    results = []
+    for chunk in (None, 7):
+        model.zero_grad()
+        entropy = torch.empty(batch.num_targets)
+        loss = step_loss(model, batch, "cpu", per_token, chunk, entropy)
+        loss.backward()
+        results.append(
+            (float(loss.detach()), entropy, {n: p.grad.clone() for n, p in model.named_parameters()})
+        )
+    (whole, e_whole, g_whole), (fused, e_fused, g_fused) = results
+    assert fused == pytest.approx(whole, rel=1e-5)
+    torch.testing.assert_close(e_fused, e_whole, rtol=1e-5, atol=1e-5)
+    assert_same(g_whole, g_fused)
+
+
 def test_loss_is_not_chunked_where_the_logits_are_transformed_after_the_head(setup) -> None:
     from mathsft.training.loss import can_chunk
 
