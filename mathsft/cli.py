@@ -14,13 +14,15 @@ from mathsft.evaluation.cli import compare_command, eval_command
 from mathsft.experiments.cli import run_command, sweep_command
 from mathsft.grading.cli import grade_command
 from mathsft.reporting.cli import report_command
+from mathsft.rl.cli import CONTEXT as RL_CONTEXT
+from mathsft.rl.cli import rl_command
 from mathsft.traces.cli import traces_command
 from mathsft.training.cli import CONTEXT as TRAIN_CONTEXT
 from mathsft.training.cli import train_command
 
 app = typer.Typer(
     name="mathsft",
-    help="Supervised fine-tuning for math: data, traces, train, eval, report.",
+    help="Supervised fine-tuning and RL for math: data, traces, train, rl, eval, report.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -39,7 +41,7 @@ def _root(
         False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
-    """Supervised fine-tuning for math: data, traces, train, eval, report."""
+    """Supervised fine-tuning and RL for math: data, traces, train, rl, eval, report."""
 
 
 # Stage commands, in pipeline order.
@@ -48,6 +50,7 @@ app.command("grade")(grade_command)
 app.command("eval")(eval_command)
 app.command("compare")(compare_command)
 app.command("train", context_settings=TRAIN_CONTEXT)(train_command)
+app.command("rl", context_settings=RL_CONTEXT)(rl_command)
 app.command("traces")(traces_command)
 app.command("run")(run_command)
 app.command("sweep")(sweep_command)

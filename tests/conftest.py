@@ -56,6 +56,27 @@ def save_tiny_model(out: Path, tokenizer_dir: Path, config_class: type | None = 
     return out
 
 
+def save_toy_model(out: Path, tokenizer_dir: Path) -> Path:
+    """A tiny random llama for RL tests whose LM head puts almost all probability on four tokens ("7", "8",
+    "9" and end-of-turn, 1/4 each): asked for "7", a group of samples holds right and wrong answers from
+    the first step, so the policy gradient has something to work with."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    save_tiny_model(out, tokenizer_dir, max_position_embeddings=2048, tie_word_embeddings=False)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    model = AutoModelForCausalLM.from_pretrained(out)
+    likely = [tokenizer.convert_tokens_to_ids(t) for t in ("7", "8", "9")] + [tokenizer.eos_token_id]
+    with torch.no_grad():
+        # a constant first coordinate in every token's embedding survives the final norm as a large positive
+        # value; the head reads only that coordinate, and only for the four likely tokens
+        model.model.embed_tokens.weight[:, 0] = 1.0
+        model.lm_head.weight.zero_()
+        model.lm_head.weight[likely, 0] = 20.0
+    model.save_pretrained(out)
+    return out
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, smollm2_dir: Path) -> Path:
     """A 2-layer randomly initialized llama with the bundled tokenizer and chat template."""

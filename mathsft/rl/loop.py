@@ -1,0 +1,394 @@
+"""``rl``: the explicit GRPO loop, built from the SFT loop's pieces.
+
+Each step takes ``batch_size`` problems in a seeded per-epoch order (``step_indices``, as SFT takes
+examples), has the rollout engine sample ``group_size`` completions of each with the current weights,
+grades them (``rollout.py``), and runs ``updates_per_batch`` optimizer steps on the samples. An update is
+the SFT step with other weights: each sample's prompt + response is a packed row whose targets are the
+policy's tokens, and ``step_loss`` (packing, the fused LM head, bf16 autocast, FSDP2 under ``torchrun``)
+takes the clipped policy-gradient objective of ``objective.py`` as a per-token loss of each target's
+cross-entropy. The first pass records each token's log-probability, which later passes use as
+``logp_old`` (the ratio), so several optimizer steps per batch cost no extra forward. Samples of groups
+without signal (all rewards equal) have zero advantage and zero gradient: they are left out of the
+forward (without a KL term) but counted in the normalization.
+
+The model, optimizer, schedule, checkpoints (HF directories + exact resume state), metrics log,
+validation and progress bar are ``mathsft.training.loop``'s. Rank 0 generates; the graded samples are
+broadcast to every rank, which trains on its share. ``rollouts.jsonl`` keeps every sample of every step.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mathsft.config import save_resolved
+from mathsft.data import load_problems
+from mathsft.data.schema import Problem, content_hash
+from mathsft.errors import MathsftError
+from mathsft.evaluation.prompts import get_template
+from mathsft.models import resolve_model
+from mathsft.rl.config import RLConfig
+from mathsft.rl.objective import TokenTerms, clipped, kl_k3, token_objective, token_weights
+from mathsft.rl.rollout import Engine, Sample, graded, requests_for, sampling_params, signal_free_groups
+from mathsft.training import checkpoint as ckpt
+from mathsft.training.data import load_val_problems
+from mathsft.training.distributed import Dist
+from mathsft.training.loop import (
+    Setup,
+    accumulate,
+    autocast_for,
+    build,
+    claim_run_dir,
+    optimizer_step,
+    progress,
+    resume,
+    save_state,
+    step_indices,
+    validation_steps,
+    versions,
+)
+from mathsft.training.loss import step_loss, target_losses
+from mathsft.training.metrics import MetricsLog, open_step_log
+from mathsft.training.packing import Batch, collate, register_packed_attention
+from mathsft.training.tokenize import chat_template_digest
+from mathsft.training.validate import Validation
+
+log = logging.getLogger("mathsft.rl")
+
+
+def load_rl_problems(cfg: RLConfig) -> list[Problem]:
+    """The problems ``cfg`` names, checked: at least one, unique ids (rollouts are logged by id)."""
+    problems = load_problems(cfg.dataset, cfg.data_path, split=cfg.split, limit=cfg.limit, seed=cfg.seed)
+    where = cfg.data_path or f"the {cfg.dataset} {cfg.split} split"
+    if not problems:
+        raise MathsftError(f"no problems to train on in {where}")
+    if len({p.id for p in problems}) != len(problems):
+        raise MathsftError(f"{where}: problem ids are not unique; rollouts are logged by id")
+    return problems
+
+
+# ----------------------------------------------------------------------------------------------------
+# One update: updates_per_batch optimizer steps on a step's graded samples
+
+
+@dataclass
+class UpdateStats:
+    loss: float  # the objective of the first pass (summed over ranks)
+    grad_norm: float  # of the last optimizer step
+    lr: float  # of the first optimizer step
+    tokens: int  # tokens forwarded, every pass and rank
+    entropy: float | None  # mean over the first pass's targets (None: nothing forwarded)
+    clip_fraction: float  # targets whose gradient the clip removed, over every pass
+    kl: float | None  # mean k3 KL to the reference over every pass (beta > 0)
+
+
+@dataclass
+class Plan:
+    """One micro-batch and the samples of its rows (indices into the step's samples)."""
+
+    batch: Batch
+    keys: list[int]
+
+
+def per_target(plan: Plan, values: list[float]) -> torch.Tensor:
+    """A per-sample value repeated over each row's targets (float32, in the batch's target order)."""
+    counts = plan.batch.target_seq.bincount(minlength=plan.batch.num_seqs).tolist()
+    return torch.cat([torch.full((c,), float(values[k])) for k, c in zip(plan.keys, counts, strict=True)])
+
+
+def by_row(plan: Plan, values: torch.Tensor) -> dict[int, torch.Tensor]:
+    """Per-target ``values`` of a micro-batch split into its rows' pieces, keyed by sample."""
+    counts = plan.batch.target_seq.bincount(minlength=plan.batch.num_seqs).tolist()
+    return dict(zip(plan.keys, values.split(counts), strict=True))
+
+
+def reference_logps(reference: Any, plans: list[Plan], device: torch.device, autocast: Any) -> dict:
+    """Each sample's per-target log-probabilities under the frozen reference model."""
+    out: dict[int, torch.Tensor] = {}
+    with torch.no_grad():
+        for plan in plans:
+            with autocast():
+                out |= by_row(plan, -target_losses(reference, plan.batch, device).float().cpu())
+    return out
+
+
+def update(
+    setup: Setup,
+    dist: Dist,
+    cfg: RLConfig,
+    samples: list[Sample],
+    reference: Any,
+    done: int,
+) -> UpdateStats:
+    """``updates_per_batch`` optimizer steps on ``samples`` (``done``: optimizer steps before these)."""
+    model, device = setup.model, setup.device
+    autocast = autocast_for(cfg, device)
+    pad_id = setup.tokenizer.pad_token_id if setup.tokenizer.pad_token_id is not None else 0
+    weights = token_weights(
+        cfg.loss_type, torch.tensor([s.policy_tokens for s in samples]), cfg.max_new_tokens
+    )
+    advantages = [s.advantage for s in samples]
+    eps_low, eps_high = cfg.clip_eps, cfg.clip_eps_high or cfg.clip_eps
+    rows = [s.row(str(k)) for k, s in enumerate(samples) if s.advantage != 0 or cfg.beta > 0]
+    if not rows:  # no group has signal: the optimizer does not step (Adam's momentum would move the weights
+        lr = setup.scheduler.get_last_lr()[0]  # with no data behind it); the schedule goes on
+        with warnings.catch_warnings():  # that the optimizer has not stepped is the point here
+            warnings.filterwarnings("ignore", "Detected call of `lr_scheduler", UserWarning)
+            for _ in range(cfg.updates_per_batch):
+                setup.scheduler.step()
+        return UpdateStats(0.0, 0.0, lr, 0, None, 0.0, None)
+    groups, fillers = dist.micro_batches(rows, cfg.packing, cfg.micro_batch_tokens, cfg.grad_accum)
+    plans = [Plan(collate(g, cfg.packing, pad_id), [int(r.example_id) for r in g]) for g in groups]
+    ref = reference_logps(reference, plans, device, autocast) if cfg.beta > 0 else {}
+    old: dict[int, torch.Tensor] = {}
+    sums = torch.zeros(6, dtype=torch.float64)  # tokens, entropy, entropy targets, clipped, kl, targets
+    losses, grad_norm, lr = [], 0.0, 0.0
+    for it in range(cfg.updates_per_batch):
+
+        def loss_of(plan: Plan, real: bool, first: bool = it == 0) -> torch.Tensor:
+            terms = TokenTerms(
+                per_target(plan, weights.tolist()),
+                per_target(plan, advantages),
+                None if first else torch.cat([old[k] for k in plan.keys]),
+                torch.cat([ref[k] for k in plan.keys]) if ref else None,
+            )
+            logp = torch.empty(plan.batch.num_targets)
+            entropy = torch.empty(plan.batch.num_targets) if first and real else None
+
+            def token_loss(ce: torch.Tensor, rows: slice) -> torch.Tensor:
+                logp[rows] = -ce.detach().cpu()
+                loss = token_objective(-ce, terms.rows(rows).to(ce.device), eps_low, eps_high, cfg.beta)
+                return loss if real else loss * 0
+
+            with autocast():
+                loss = step_loss(model, plan.batch, device, token_loss, cfg.loss_chunk_tokens, entropy)
+            if real:
+                _tally(sums, plan, terms, logp, entropy, eps_low, eps_high)
+                if first:
+                    old.update(by_row(plan, logp))
+            return loss
+
+        losses.append(accumulate(plans, fillers, loss_of, dist))
+        grad_norm, step_lr = optimizer_step(setup, dist, cfg.grad_clip, done + 1 + it)
+        lr = step_lr if it == 0 else lr
+    tokens, entropy, counted, clips, kl, targets = dist.all_reduce_sum(sums).tolist()
+    return UpdateStats(
+        losses[0],
+        grad_norm,
+        lr,
+        int(tokens),
+        entropy / counted if counted else None,
+        clips / max(targets, 1),
+        kl / max(targets, 1) if cfg.beta > 0 else None,
+    )
+
+
+def _tally(
+    sums: torch.Tensor,
+    plan: Plan,
+    terms: TokenTerms,
+    logp: torch.Tensor,
+    entropy: torch.Tensor | None,
+    eps_low: float,
+    eps_high: float,
+) -> None:
+    """Add one real micro-batch's counts: tokens, entropy, clipped targets, KL, targets."""
+    old = logp if terms.old_logp is None else terms.old_logp
+    sums[0] += plan.batch.num_tokens
+    if entropy is not None:
+        sums[1] += float(entropy.double().sum())
+        sums[2] += len(entropy)
+    sums[3] += int(clipped(logp, old, terms.advantage, eps_low, eps_high).sum())
+    if terms.ref_logp is not None:
+        sums[4] += float(kl_k3(logp.double(), terms.ref_logp.double()).sum())
+    sums[5] += plan.batch.num_targets
+
+
+# ----------------------------------------------------------------------------------------------------
+# The loop
+
+
+def rl(
+    cfg: RLConfig, problems: list[Problem] | None = None, val_problems: list[Problem] | None = None
+) -> Path:
+    """Train with GRPO (or resume, or return a finished run) into ``cfg.out``; returns the run directory."""
+    with Dist.from_env() as dist:
+        return _rl(cfg, problems, val_problems, dist)
+
+
+def reference_model(cfg: RLConfig, device: torch.device) -> Any:
+    """The frozen initial policy the KL term keeps close to (every rank holds it whole)."""
+    from transformers import AutoModelForCausalLM
+
+    attn = register_packed_attention() if cfg.packing else "sdpa"
+    model = AutoModelForCausalLM.from_pretrained(
+        resolve_model(cfg.model), dtype=torch.float32, attn_implementation=attn
+    )
+    return model.to(device).eval().requires_grad_(False)
+
+
+def write_manifest(
+    cfg: RLConfig,
+    out: Path,
+    source: str,
+    problems: list[Problem],
+    val: list[Problem],
+    tokenizer: Any,
+    world: int,
+) -> None:
+    """``manifest.json``: what the run trained on and with what (model, data hashes, versions)."""
+    from mathsft.grading import GRADER_VERSION
+
+    manifest = {
+        "model": cfg.model,
+        "model_dir": str(resolve_model(cfg.model)),
+        "data": {
+            "source": source,
+            "dataset": cfg.dataset,
+            "hash": content_hash(problems),
+            "count": len(problems),
+        },
+        "val": {"count": len(val), "hash": content_hash(val) if val else None},
+        "total_steps": cfg.max_steps,
+        "optimizer_steps": cfg.max_steps * cfg.updates_per_batch,
+        "world_size": world,
+        "rollouts": {"backend": cfg.rollout_backend, "device": cfg.rollout_device or "in process"},
+        "calculator": cfg.calculator,
+        "grader_version": GRADER_VERSION,
+        "versions": versions(),
+        "chat_template_hash": chat_template_digest(tokenizer),
+        "prompt_template_hash": get_template(cfg.prompt).digest(),
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
+def step_row(cfg: RLConfig, done: int, samples: list[Sample], stats: UpdateStats, times: dict) -> dict:
+    """The step's ``metrics.jsonl`` row."""
+    n = len(samples)
+    generated = sum(len(s.token_ids) for s in samples)
+    row: dict[str, Any] = {
+        "train_step": done,
+        "rl/reward_mean": sum(s.reward for s in samples) / n,
+        "rl/pass_rate": sum(s.correct for s in samples) / n,
+        "rl/format_rate": sum(s.formatted for s in samples) / n,
+        "rl/zero_signal_fraction": signal_free_groups(samples, n // cfg.group_size) / (n // cfg.group_size),
+        "rl/response_tokens": generated / n,
+        "rl/truncation_rate": sum(s.finish_reason == "length" for s in samples) / n,
+        "rl/loss": stats.loss,
+        "rl/lr": stats.lr,
+        "rl/grad_norm": stats.grad_norm,
+        "rl/clip_fraction": stats.clip_fraction,
+        "rl/rollout_tokens_per_s": generated / max(times["generate"], 1e-9),
+        "rl/update_tokens_per_s": stats.tokens / max(times["update"], 1e-9),
+        "rl/rollout_s": times["rollout"],
+        "rl/update_s": times["update"],
+        "rl/step_s": times["rollout"] + times["update"],
+        "rl/calculator": cfg.calculator,
+    }
+    if stats.entropy is not None:
+        row["rl/entropy"] = stats.entropy
+    if stats.kl is not None:
+        row["rl/kl"] = stats.kl
+    if cfg.calculator:
+        row["rl/tool_tokens"] = sum(len(s.own) - s.policy_tokens for s in samples) / n
+    return row
+
+
+def _rl(
+    cfg: RLConfig, problems: list[Problem] | None, val_problems: list[Problem] | None, dist: Dist
+) -> Path:
+    out = Path(cfg.out_dir())
+    folder = out / "checkpoints"
+    if claim_run_dir(cfg, out):
+        return out
+    source = "in-memory" if problems is not None else cfg.data_path or f"{cfg.dataset} {cfg.split} (hub)"
+    problems = load_rl_problems(cfg) if problems is None else problems
+    if not problems:
+        raise MathsftError("no problems to train on")
+    val_problems = (load_val_problems(cfg) if val_problems is None else val_problems) or []
+    total = cfg.max_steps
+    setup = build(cfg, total * cfg.updates_per_batch, dist)
+    start = resume(folder, setup, dist)
+    if start:
+        log.info("resuming from step %d of %d", start, total)
+    reference = reference_model(cfg, setup.device) if cfg.beta > 0 else None
+    engine = Engine(cfg, str(setup.device)) if dist.is_main else None
+    metrics = rollouts = None
+    if dist.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        save_resolved(cfg, out)
+        write_manifest(cfg, out, source, problems, val_problems, setup.tokenizer, dist.world)
+        metrics = MetricsLog(out, cfg.log, start, cfg.model_dump(mode="json"))
+        rollouts = open_step_log(out / "rollouts.jsonl", start)
+    to_validate = validation_steps(cfg, total) if val_problems else []
+    saves = set(range(cfg.save_every, total, cfg.save_every)) if cfg.save_every else set()
+    validation = Validation(cfg, out, val_problems, to_validate, metrics, dist.is_main)
+    data = {"order": "seeded permutation per epoch", "seed": cfg.seed, "problems": len(problems)}
+    inline_engine = dist.world == 1 and cfg.rollout_device is None and not cfg.val_background
+    params = sampling_params(cfg)
+    synced = start == 0  # the engine starts with the initial weights
+
+    def save(step: int, name: str) -> Path:
+        return save_state(setup, dist, folder, name, step, data, cfg.keep_last, validation.keep())
+
+    def sync() -> None:
+        weights = dist.full_weights(setup.model)  # every rank: a collective under FSDP
+        if engine is not None:
+            engine.load(weights)
+
+    validation.redo(total)
+    setup.model.train()
+    try:
+        with progress(cfg.log.progress and dist.is_main, "rl", total, start, "reward") as advance:
+            for step in range(start, total):
+                batch = [problems[i] for i in step_indices(step, len(problems), cfg.batch_size, cfg.seed)]
+                t0 = time.perf_counter()
+                if not synced:
+                    sync()
+                samples, generate_s = None, 0.0
+                if engine is not None:
+                    t1 = time.perf_counter()
+                    generated = engine.generate(requests_for(batch, cfg, step), params)
+                    generate_s = time.perf_counter() - t1
+                    samples = graded(batch, generated, cfg)
+                samples, generate_s = dist.broadcast_object((samples, generate_s))
+                done = step + 1
+                if rollouts is not None:
+                    rollouts.write("".join(json.dumps(s.log_row(done)) + "\n" for s in samples))
+                    rollouts.flush()
+                t2 = time.perf_counter()
+                stats = update(setup, dist, cfg, samples, reference, step * cfg.updates_per_batch)
+                synced = False
+                times = {"generate": generate_s, "rollout": t2 - t0, "update": time.perf_counter() - t2}
+                row = step_row(cfg, done, samples, stats, times)
+                if metrics is not None and (done % cfg.log_every == 0 or done == total):
+                    metrics.write(row)
+                advance(row["rl/reward_mean"])
+                name = ckpt.FINAL if done == total else ckpt.step_name(done)
+                if done in to_validate:
+                    validation.owe(done)
+                    path = save(done, name)
+                    backend = None
+                    if inline_engine and validation.wanted and engine is not None:
+                        sync()
+                        synced, backend = True, engine.backend
+                    if validation.wanted:
+                        validation.start(done, path, backend)
+                elif done == total or done in saves:
+                    save(done, name)
+                validation.collect()
+        validation.finish()
+    finally:
+        if engine is not None:
+            engine.close()
+        for sink in (metrics, rollouts):
+            if sink is not None:
+                sink.close()
+    return out
