@@ -79,10 +79,11 @@ def run_command(
     model: ModelOpt = None,
     out: OutOpt = None,
 ) -> None:
-    """The main job: data → baseline eval → SFT → eval → paired comparison → report (resumable).
+    """The main job: data → baseline eval → SFT → eval (→ RL → eval, with rl:) → paired comparisons →
+    report (resumable).
 
     With no arguments: the bundled SmolLM2-135M on the bundled synthetic dataset, offline, on CPU."""
-    from mathsft.experiments.run import run_experiment
+    from mathsft.experiments.run import STAGES, run_experiment
 
     _setup_logging()
     cfg = build(config, data, data_path, model, out, overrides, default=MAIN_JOB)
@@ -90,16 +91,15 @@ def run_command(
     table = Table(title=f"{cfg.name}: held-out test set ({result.final['n']} problems)")
     for column in ("model", "accuracy", "95% CI", "format rate"):
         table.add_column(column)
-    rows = [("before SFT", result.baseline)] if result.baseline else []
-    for label, summary in [*rows, ("after SFT", result.final)]:
+    for stage, summary in result.stages.items():
         acc, ci = _pct_ci(summary)
-        table.add_row(label, acc, ci, f"{100 * summary.get('format_rate', 0):.1f}%")
+        table.add_row(STAGES[stage], acc, ci, f"{100 * summary.get('format_rate', 0):.1f}%")
     console.print(table)
-    if result.comparison is not None:
-        c = result.comparison
+    for c in result.comparisons:
+        a, b = STAGES[c.a], STAGES[c.b]
         console.print(
-            f"paired: after − before = {100 * c.diff:+.1f} pp, 95% CI [{100 * c.ci95[0]:+.1f}, {100 * c.ci95[1]:+.1f}] "
-            f"(paired bootstrap), McNemar p = {c.p_value:.2g}; solved only before: {c.a_only}, only after: {c.b_only}"
+            f"paired: {b} − {a} = {100 * c.diff:+.1f} pp, 95% CI [{100 * c.ci95[0]:+.1f}, {100 * c.ci95[1]:+.1f}] "
+            f"(paired bootstrap), McNemar p = {c.p_value:.2g}; solved only by {a}: {c.a_only}, only by {b}: {c.b_only}"
         )
     console.print(f"elapsed {result.elapsed_s / 60:.1f} min · outputs {result.out}")
     console.print(f"report: {result.report}")

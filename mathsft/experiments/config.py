@@ -1,7 +1,9 @@
 """``ExperimentConfig``: one YAML file for a whole experiment (``mathsft run`` / ``mathsft sweep``).
 
 Sections reuse the stage configs, so a key means the same thing in ``mathsft train --config`` and in an
-experiment: ``train:`` is a ``TrainConfig``, ``eval:`` an ``EvalConfig``, ``traces:`` a ``TracesConfig``.
+experiment: ``train:`` is a ``TrainConfig``, ``rl:`` an ``RLConfig``, ``eval:`` an ``EvalConfig``,
+``traces:`` a ``TracesConfig``. Stages: base -> SFT (``sft``) -> RL (``rl``, from the SFT checkpoint or
+from the base model: ``rl_from``), every model evaluated on the same test problems.
 The experiment owns what crosses stages: the model, the data (train / held-out test / validation) and
 the output folder, and fills those into the stage configs when it runs them.
 """
@@ -16,6 +18,7 @@ from pydantic import Field, field_validator, model_validator
 from mathsft.config import StrictModel, build_config
 from mathsft.evaluation.config import EvalConfig
 from mathsft.models import DEFAULT_MODEL
+from mathsft.rl.config import RLConfig
 from mathsft.traces.config import TracesConfig
 from mathsft.training.config import TrainConfig
 
@@ -99,6 +102,9 @@ class ExperimentConfig(StrictModel):
     model: str = DEFAULT_MODEL
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    sft: bool = True  # run the SFT stage (train:); false: base -> RL only
+    rl: RLConfig | None = None  # an RL stage (GRPO) on the training problems, after SFT or instead of it
+    rl_from: Literal["sft", "base"] = "sft"  # what RL starts from: the SFT checkpoint, or the base model
     eval: EvalConfig = Field(default_factory=EvalConfig)
     traces: TracesConfig | None = None  # teacher traces on the training problems, used as SFT data
     sweep: SweepConfig | None = None
@@ -114,7 +120,24 @@ class ExperimentConfig(StrictModel):
         return self
 
     @model_validator(mode="after")
+    def _stages(self) -> ExperimentConfig:
+        if not self.sft and self.rl is None:
+            raise ValueError("nothing to train: sft is false and there is no rl: section")
+        if self.rl is not None and self.rl_from == "sft" and not self.sft:
+            raise ValueError("rl_from: sft needs the SFT stage (sft: true); or start RL from the base model")
+        if self.rl is not None and self.sweep is not None:
+            raise ValueError("a sweep trains SFT arms only: drop the rl: section or the sweep: section")
+        if self.rl is not None and self.data.train.form == "sft":
+            raise ValueError("RL samples and grades the training problems: data.train.form must not be 'sft'")
+        return self
+
+    @model_validator(mode="after")
     def _one_calculator(self) -> ExperimentConfig:
+        if self.rl is not None and self.rl.calculator and not self.eval.calculator:
+            raise ValueError(
+                "the experiment's calculator switch is eval.calculator (RL then samples with the tool): "
+                "set eval.calculator=true, not rl.calculator"
+            )
         if self.train.calculator and not self.eval.calculator:
             raise ValueError(
                 "the experiment's calculator switch is eval.calculator (SFT then trains on the annotated "

@@ -1,4 +1,4 @@
-"""``mathsft run``: data → baseline eval → SFT → eval of the final checkpoint → paired comparison → report.
+"""``mathsft run``: data → baseline eval → SFT → eval → RL → eval → paired comparisons → report.
 
 One output folder holds every stage, each in its documented format::
 
@@ -6,9 +6,12 @@ One output folder holds every stage, each in its documented format::
     runs/main/data/                train / val / test JSONL + manifest.json (sources, counts, hashes)
     runs/main/traces/              teacher traces (recipes that distill), when configured
     runs/main/baseline/            eval of the untrained model on the held-out test set
-    runs/main/train/               the training run (metrics.jsonl, checkpoints/final, ...)
-    runs/main/final/               eval of the final checkpoint on the same test set
-    runs/main/comparison.json      paired bootstrap CI + McNemar
+    runs/main/train/               the SFT run (metrics.jsonl, checkpoints/final, ...), unless sft: false
+    runs/main/final/               eval of the SFT checkpoint on the same test set
+    runs/main/rl/                  the RL run (metrics.jsonl, rollouts.jsonl, checkpoints/final), with rl:
+    runs/main/rl-final/            eval of the RL checkpoint on the same test set
+    runs/main/comparison.json      paired bootstrap CI + McNemar: baseline against the first trained stage
+    runs/main/comparisons.json     every pair of stages (baseline, SFT, RL), each paired on the same problems
     runs/main/report/              report.md, report.html, PNGs
 
 Rerunning the same command resumes: a stage whose outputs are complete is reused, an unfinished
@@ -214,6 +217,28 @@ def train_done(out: Path) -> bool:
     return (out / "checkpoints" / "final" / "config.json").is_file()
 
 
+def reinforce(cfg: ExperimentConfig, start: str, prepared: Prepared, out: Path) -> Path:
+    """GRPO on the training problems from model ``start`` into ``out`` (reused when its final checkpoint
+    exists; resumed when it stopped half-way). Prompts, the calculator switch and validation problems are
+    the experiment's, so RL samples what eval asks."""
+    assert cfg.rl is not None
+    if prepared.manifest["train"]["form"] != "problems":
+        raise MathsftError("RL samples and grades problems, but the training data are SFT examples")
+    if not train_done(out):
+        from mathsft.rl import rl
+
+        update = {
+            "model": start,
+            "out": str(out),
+            "dataset": cfg.data.train.dataset,
+            "prompt": cfg.eval.prompt,
+            "calculator": cfg.eval.calculator,
+        }
+        problems: list[Problem] = prepared.train  # type: ignore[assignment]  # the form is problems
+        rl(cfg.rl.model_copy(update=update), problems=problems, val_problems=prepared.val or None)
+    return out / "checkpoints" / "final"
+
+
 def finetune(cfg: ExperimentConfig, examples: list[SFTExample], val: list[Problem], out: Path) -> Path:
     """SFT into ``out`` (reused when its final checkpoint exists; resumed when it stopped half-way)."""
     if not train_done(out):
@@ -230,14 +255,31 @@ def finetune(cfg: ExperimentConfig, examples: list[SFTExample], val: list[Proble
 # The experiment
 
 
+# eval folder of each stage, and the label it gets in tables
+STAGES = {"baseline": "base model", "final": "after SFT", "rl-final": "after RL"}
+
+
 @dataclass
 class ExperimentResult:
     out: Path
-    baseline: dict[str, Any] | None
-    final: dict[str, Any]
-    comparison: Comparison | None
+    stages: dict[str, dict[str, Any]]  # eval folder -> summary, in pipeline order (baseline, final, rl-final)
+    comparisons: list[Comparison]  # every pair of stages, in pipeline order
     report: Path
     elapsed_s: float
+
+    @property
+    def baseline(self) -> dict[str, Any] | None:
+        return self.stages.get("baseline")
+
+    @property
+    def final(self) -> dict[str, Any]:
+        """The last trained stage's eval."""
+        return list(self.stages.values())[-1]
+
+    @property
+    def comparison(self) -> Comparison | None:
+        """Baseline against the first trained stage."""
+        return self.comparisons[0] if self.baseline is not None and self.comparisons else None
 
 
 def run_experiment(cfg: ExperimentConfig) -> ExperimentResult:
@@ -246,16 +288,26 @@ def run_experiment(cfg: ExperimentConfig) -> ExperimentResult:
     claim_out_dir(cfg, out)
     prepared = prepare_data(cfg, out)
     log.info("data: %d train, %d val, %d test", len(prepared.train), len(prepared.val), len(prepared.test))
-    baseline = evaluate(cfg, cfg.model, prepared.test, out / "baseline") if cfg.baseline else None
-    examples = training_examples(cfg, prepared, out)
-    checkpoint = finetune(cfg, examples, prepared.val, out / "train")
-    final = evaluate(cfg, str(checkpoint), prepared.test, out / "final")
-    comparison = None
-    if baseline is not None:
-        comparison = compare_runs(load_eval_run(out / "baseline"), load_eval_run(out / "final"))
+    stages: dict[str, dict[str, Any]] = {}
+    if cfg.baseline:
+        stages["baseline"] = evaluate(cfg, cfg.model, prepared.test, out / "baseline")
+    checkpoint = None
+    if cfg.sft:
+        checkpoint = finetune(cfg, training_examples(cfg, prepared, out), prepared.val, out / "train")
+        stages["final"] = evaluate(cfg, str(checkpoint), prepared.test, out / "final")
+    if cfg.rl is not None:
+        begin = str(checkpoint) if cfg.rl_from == "sft" else cfg.model
+        policy = reinforce(cfg, begin, prepared, out / "rl")
+        stages["rl-final"] = evaluate(cfg, str(policy), prepared.test, out / "rl-final")
+    runs = [load_eval_run(out / name) for name in stages]
+    comparisons = [compare_runs(a, b) for i, a in enumerate(runs) for b in runs[i + 1 :]]
+    if cfg.baseline and comparisons:
         (out / "comparison.json").write_text(
-            json.dumps(comparison.to_dict(), indent=2) + "\n", encoding="utf-8"
+            json.dumps(comparisons[0].to_dict(), indent=2) + "\n", encoding="utf-8"
         )
+    (out / "comparisons.json").write_text(
+        json.dumps([c.to_dict() for c in comparisons], indent=2) + "\n", encoding="utf-8"
+    )
     title = f"mathsft run: {cfg.name}" + (f" ({cfg.recipe.title})" if cfg.recipe else "")
     _, html_path = write_report([out], out / "report", title=title)
-    return ExperimentResult(out, baseline, final, comparison, html_path, time.perf_counter() - start)
+    return ExperimentResult(out, stages, comparisons, html_path, time.perf_counter() - start)

@@ -1,4 +1,5 @@
-"""Matplotlib (Agg) PNGs for reports: loss curves, validation accuracy vs step, accuracy vs data size.
+"""Matplotlib (Agg) PNGs for reports: loss curves, RL reward curves, validation accuracy vs step, accuracy
+vs data size.
 
 Each function takes plain data (metric rows as written to ``metrics.jsonl``, or accuracy points) and a
 path, draws one figure, writes it and returns the path, so the same pictures serve ``report.html``
@@ -111,6 +112,32 @@ def plot_loss(runs: Mapping[str, Rows], path: str | Path) -> Path:
         ax.legend(fontsize=8)
     else:
         ax.text(0.5, 0.5, "no loss logged", ha="center", va="center", transform=ax.transAxes)
+    return _save(fig, path)
+
+
+def plot_reward(runs: Mapping[str, Rows], path: str | Path) -> Path:
+    """RL runs: mean reward of each step's samples (raw, faint, plus a moving average when noisy) and the
+    fraction of groups without signal (all rewards equal), dotted."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (label, rows) in enumerate(runs.items()):
+        color = colors[i % len(colors)]
+        steps, reward = _series(rows, "rl/reward_mean")
+        window = max(1, len(steps) // 20)
+        name = f"{label}: reward" + (f" (avg of {window} steps)" if window > 1 else "")
+        raw = {"alpha": 0.25, "linewidth": 0.8} if window > 1 else {"label": name}
+        ax.plot(steps, reward, color=color, **raw)
+        if window > 1:
+            ax.plot(steps, _smooth(reward, window), color=color, label=name)
+        zero_steps, zero = _series(rows, "rl/zero_signal_fraction")
+        ax.plot(
+            zero_steps, zero, color=color, linestyle=":", linewidth=1, label=f"{label}: groups without signal"
+        )
+    ax.set_xlabel("RL step")
+    ax.set_ylabel("mean reward / fraction")
+    ax.set_title("RL: reward of the step's samples")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     return _save(fig, path)
 
 

@@ -28,12 +28,13 @@ from mathsft.reporting.plots import (
     plot_accuracy_bars,
     plot_accuracy_vs_size,
     plot_loss,
+    plot_reward,
     plot_val_accuracy,
 )
 
 # Stage folders written by ``mathsft run`` / ``mathsft sweep``, in pipeline order; other folders follow
 # alphabetically. Checkpoints and in-training validation evals are read through ``metrics.jsonl``.
-STAGE_ORDER = ("data", "baseline", "train", "final", "arms")
+STAGE_ORDER = ("data", "baseline", "train", "final", "rl", "rl-final", "arms")
 SKIP_DIRS = {"checkpoints", "validation", "report", "cache"}
 MAX_DEPTH = 4
 
@@ -249,18 +250,24 @@ def compare_runs(a: EvalRun, b: EvalRun) -> Comparison:
     )
 
 
+ALL_PAIRS_UP_TO = (
+    4  # evals: every pair compared (baseline, SFT, RL, ...); more (sweep arms): the first vs each
+)
+
+
 def paired_comparisons(evals: Sequence[EvalRun]) -> tuple[list[Comparison], list[str]]:
-    """The first eval (the baseline) against every later eval of the same problem set; notes for the rest."""
+    """Paired comparisons of evals of the same problem set, in pipeline order: every pair among a few
+    stages (base vs SFT, base vs RL, SFT vs RL), the first eval (the baseline) against each later one when
+    there are more (a sweep's arms); notes for the evals whose problems differ."""
     comparisons: list[Comparison] = []
     notes: list[str] = []
-    if len(evals) < 2:
-        return comparisons, notes
-    reference = evals[0]
-    for other in evals[1:]:
-        if sorted(other.ids) != sorted(reference.ids):
-            notes.append(f"{other.name} is not paired with {reference.name}: their problem sets differ")
-            continue
-        comparisons.append(compare_runs(reference, other))
+    firsts = evals[:-1] if len(evals) <= ALL_PAIRS_UP_TO else evals[:1]
+    for i, reference in enumerate(firsts):
+        for other in evals[i + 1 :]:
+            if sorted(other.ids) != sorted(reference.ids):
+                notes.append(f"{other.name} is not paired with {reference.name}: their problem sets differ")
+                continue
+            comparisons.append(compare_runs(reference, other))
     return comparisons, notes
 
 
@@ -683,11 +690,19 @@ def _curves_section(doc: Doc, found: Collected, out_dir: Path) -> None:
         return
     doc.heading(2, "Training curves")
     runs = {run.name: run.metrics for run in found.trains}
-    doc.image(plot_loss(runs, out_dir / "loss.png"), "loss curves")
+    sft = {name: rows for name, rows in runs.items() if any("train/loss" in row for row in rows)}
+    rl = {name: rows for name, rows in runs.items() if any("rl/reward_mean" in row for row in rows)}
+    if sft or not rl:
+        doc.image(plot_loss(sft, out_dir / "loss.png"), "loss curves")
+    if rl:
+        doc.image(plot_reward(rl, out_dir / "reward.png"), "RL reward")
     if any(row.get("eval/accuracy") is not None for rows in runs.values() for row in rows):
         doc.image(plot_val_accuracy(runs, out_dir / "val-accuracy.png"), "validation accuracy")
+    _rl_table(doc, [run for run in found.trains if run.name in rl])
     rows = []
     for run in found.trains:
+        if run.name in rl:
+            continue
         train_rows = [r for r in run.metrics if r.get("train/loss") is not None]
         val = [r for r in run.metrics if r.get("eval/accuracy") is not None]
         tps = [
@@ -706,6 +721,48 @@ def _curves_section(doc: Doc, found: Collected, out_dir: Path) -> None:
             ]
         )
     doc.table(["run", "steps", "loss first → last", "supervised tok/s", "last validation acc", "best"], rows)
+
+
+def _mean(rows: list[dict[str, Any]], key: str) -> float:
+    return sum(float(r.get(key, 0.0)) for r in rows) / max(len(rows), 1)
+
+
+def _early_late(steps: list[dict[str, Any]], key: str, show: Any) -> str:
+    """``key`` averaged over the first and the last tenth of the steps."""
+    tenth = max(1, len(steps) // 10)
+    return f"{show(_mean(steps[:tenth], key))} → {show(_mean(steps[-tenth:], key))}"
+
+
+def _rl_table(doc: Doc, runs: list[TrainRun]) -> None:
+    """One row per RL run: reward and pass rate early and late, groups without signal, lengths, speed."""
+    rows = []
+    for run in runs:
+        steps = [r for r in run.metrics if r.get("rl/reward_mean") is not None]
+        val = [r for r in run.metrics if r.get("eval/accuracy") is not None]
+        speed = (
+            f"{_mean(steps, 'rl/rollout_tokens_per_s'):.0f} / {_mean(steps, 'rl/update_tokens_per_s'):.0f}"
+        )
+        rows.append(
+            [
+                run.name,
+                str(max(r["train_step"] for r in steps)),
+                _early_late(steps, "rl/reward_mean", lambda x: f"{x:.3f}"),
+                _early_late(steps, "rl/pass_rate", pct),
+                pct(_mean(steps, "rl/zero_signal_fraction")),
+                f"{_mean(steps, 'rl/response_tokens'):.0f}",
+                speed,
+                f"{pct(val[-1]['eval/accuracy'])} {ci(val[-1].get('eval/ci95'))}" if val else "–",
+            ]
+        )
+    headers = [
+        "RL run",
+        "steps",
+        "reward (first → last tenth of steps)",
+        "pass rate",
+        "groups without signal",
+    ]
+    headers += ["mean response tokens", "rollout / update tok/s", "last validation acc"]
+    doc.table(headers, rows)
 
 
 def _breakdown_section(doc: Doc, found: Collected) -> None:

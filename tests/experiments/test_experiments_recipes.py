@@ -40,7 +40,9 @@ OPENMATHINSTRUCT2_ROWS = [  # nvidia/OpenMathInstruct-2 schema
 ]
 
 
-def fixture_path(dataset: str, tmp_path: Path) -> Path:
+def fixture_path(dataset: str, tmp_path: Path) -> Path | None:
+    if dataset == "synthetic":  # generated, no file
+        return None
     if dataset == "openmathinstruct2":
         path = tmp_path / "openmathinstruct2.jsonl"
         path.write_text("".join(json.dumps(row) + "\n" for row in OPENMATHINSTRUCT2_ROWS))
@@ -48,8 +50,8 @@ def fixture_path(dataset: str, tmp_path: Path) -> Path:
     return FIXTURES / FIXTURE_FOR[dataset]
 
 
-def test_there_are_five_recipes() -> None:
-    assert len(RECIPES) == 5, [p.name for p in RECIPES]
+def test_there_are_eight_recipes() -> None:
+    assert len(RECIPES) == 8, [p.name for p in RECIPES]
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
@@ -58,14 +60,16 @@ def test_recipe_validates_and_names_hardware_and_published_result(path: Path) ->
     assert cfg.recipe is not None and cfg.recipe.hardware and cfg.recipe.source
     assert cfg.recipe.published, "a recipe writes its source's published result beside it"
     assert cfg.name == path.stem
-    assert cfg.model != "smollm2-135m"
+    # a recipe names a published set-up's model; its CPU-sized version ("-cpu") the bundled one
+    assert (cfg.model == "smollm2-135m") == path.stem.endswith("-cpu")
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
 def test_recipe_data_and_prompt_render_on_fixture_rows(path: Path, tmp_path: Path) -> None:
     cfg = load_experiment(path)
     for source in [cfg.data.train, cfg.data.test, *([cfg.data.val] if cfg.data.val else [])]:
-        local = source.model_copy(update={"path": str(fixture_path(source.dataset, tmp_path)), "limit": None})
+        fixture = fixture_path(source.dataset, tmp_path)
+        local = source.model_copy(update={"path": fixture and str(fixture), "limit": None if fixture else 8})
         form = training_form(local) if source is cfg.data.train else "problems"
         items = load_source(local, seed=0, skip_bad=False, form=form)
         assert items, f"{source.dataset}: nothing loaded from its fixture"
@@ -77,11 +81,10 @@ def test_recipe_data_and_prompt_render_on_fixture_rows(path: Path, tmp_path: Pat
                 text = prompt if isinstance(prompt, str) else "\n".join(m["content"] for m in prompt)
                 assert problem.problem in text
     if cfg.traces is None:  # the SFT examples a run would train on
-        train = cfg.data.train.model_copy(
-            update={"path": str(fixture_path(cfg.data.train.dataset, tmp_path))}
-        )
+        fixture = fixture_path(cfg.data.train.dataset, tmp_path)
+        train = cfg.data.train.model_copy(update={"path": fixture and str(fixture)})
         form = training_form(train)
-        items = load_source(train.model_copy(update={"limit": None}), 0, False, form)
+        items = load_source(train.model_copy(update={"limit": None if fixture else 8}), 0, False, form)
         from mathsft.experiments.run import Prepared
 
         examples = training_examples(cfg, Prepared(items, [], [], {"train": {"form": form}}), tmp_path)

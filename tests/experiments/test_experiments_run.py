@@ -10,8 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from mathsft.cli import app
+from mathsft.config import ConfigError
 from mathsft.errors import MathsftError
-from mathsft.experiments.config import load_experiment
+from mathsft.experiments.config import MAIN_JOB, load_experiment
 from mathsft.experiments.run import claim_out_dir, run_experiment
 from mathsft.experiments.sweep import run_sweep
 
@@ -105,7 +106,7 @@ def test_run_command_prints_table_and_report(tiny_model_dir: Path, tmp_path: Pat
     out = tmp_path / "cli"
     result = CliRunner().invoke(app, ["run", *TINY, "--model", str(tiny_model_dir), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "before SFT" in result.output and "after SFT" in result.output and "95% CI" in result.output
+    assert "base model" in result.output and "after SFT" in result.output and "95% CI" in result.output
     assert "McNemar" in result.output and f"report: {out / 'report' / 'report.html'}" in result.output
 
 
@@ -114,3 +115,54 @@ def test_data_path_must_be_a_folder(tmp_path: Path) -> None:
     file.write_text("")
     result = CliRunner().invoke(app, ["run", "--data", "gsm8k", "--data-path", str(file)])
     assert result.exit_code != 0 and "must be a folder" in str(result.exception or result.output)
+
+
+def toy_gsm8k(path: Path, split: str) -> Path:
+    rows = [
+        {"question": f"What is {i} + {7 - i}? ({split})", "answer": f"{i} + {7 - i} = 7\n#### 7"}
+        for i in range(6)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_base_sft_rl_stages_side_by_side_then_resume(smollm2_dir: Path, tmp_path: Path) -> None:
+    """base -> SFT -> RL: every stage evaluated on the same test problems, every pair compared, the RL run's
+    reward curve in the report; a rerun reuses every stage."""
+    from conftest import save_toy_model
+
+    model = save_toy_model(tmp_path / "toy", smollm2_dir)
+    out = tmp_path / "run"
+    overrides = [
+        f"model={model}", f"out={out}", "data.train.dataset=gsm8k", "data.test.dataset=gsm8k",
+        f"data.train.path={toy_gsm8k(tmp_path / 'train.jsonl', 'train')}",
+        f"data.test.path={toy_gsm8k(tmp_path / 'test.jsonl', 'test')}",
+        "eval.max_new_tokens=2", "train.max_steps=1", "train.batch_size=4", "train.max_length=256",
+        "rl.max_steps=2", "rl.group_size=4", "rl.batch_size=2", "rl.max_new_tokens=2", "rl.lr=0.02",
+        "rl.adam_eps=0.01", "rl.log.progress=false",
+    ]  # fmt: skip
+    result = CliRunner().invoke(app, ["run", *overrides])
+    assert result.exit_code == 0, result.output
+    for label in ("base model", "after SFT", "after RL", "after RL − after SFT"):
+        assert label in result.output
+    for stage in ("baseline", "final", "rl-final"):
+        assert json.loads((out / stage / "summary.json").read_text())["n"] == 6
+    rl_config = (out / "rl" / "config.yaml").read_text()
+    assert f"model: {out / 'train' / 'checkpoints' / 'final'}" in rl_config  # RL starts from SFT
+    pairs = [(c["a"], c["b"]) for c in json.loads((out / "comparisons.json").read_text())]
+    assert pairs == [("baseline", "final"), ("baseline", "rl-final"), ("final", "rl-final")]
+    report = (out / "report" / "report.md").read_text()
+    assert "reward.png" in report and "| rl-final |" in report and "RL run" in report
+    before = mtimes(out / "rl") | {f"e/{k}": v for k, v in mtimes(out / "rl-final").items()}
+    run_experiment(load_experiment(None, overrides, base=MAIN_JOB))  # what `mathsft run` ran
+    assert before == mtimes(out / "rl") | {f"e/{k}": v for k, v in mtimes(out / "rl-final").items()}
+
+
+def test_rl_stage_config_errors_are_clear() -> None:
+    with pytest.raises(ConfigError, match="nothing to train"):
+        load_experiment(None, ["sft=false"])
+    with pytest.raises(ConfigError, match="rl_from: sft needs the SFT stage"):
+        load_experiment(None, ["sft=false", "rl.max_steps=2"])
+    with pytest.raises(ConfigError, match=r"set eval\.calculator=true, not rl\.calculator"):
+        load_experiment(None, ["rl.calculator=true"])
+    assert load_experiment(None, ["sft=false", "rl.max_steps=2", "rl_from=base"]).rl is not None

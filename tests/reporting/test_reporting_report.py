@@ -191,3 +191,42 @@ def test_report_command(experiment_dir: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["report", str(experiment_dir), "--out", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "r" / "report.html").is_file() and "report.html" in result.output
+
+
+def write_rl_dir(path: Path, steps: int = 30) -> Path:
+    """An RL run directory: ``rl/*`` rows per step, validation rows every 10 steps."""
+    path.mkdir(parents=True)
+    lines = []
+    for step in range(1, steps + 1):
+        row = {"train_step": step, "rl/reward_mean": step / steps, "rl/pass_rate": step / steps}
+        row |= {"rl/zero_signal_fraction": 0.25, "rl/response_tokens": 80.0}
+        row |= {"rl/rollout_tokens_per_s": 150.0, "rl/update_tokens_per_s": 2000.0}
+        lines.append(json.dumps(row))
+        if step % 10 == 0:
+            lines.append(
+                json.dumps(
+                    {
+                        "train_step": step,
+                        "eval_step": step // 10,
+                        "eval/accuracy": 0.5,
+                        "eval/ci95": [0.4, 0.6],
+                    }
+                )
+            )
+    (path / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    (path / "config.yaml").write_text("model: train/checkpoints/final\nloss_type: grpo\n")
+    return path
+
+
+def test_base_sft_and_rl_side_by_side_with_every_pair_compared(experiment_dir: Path, tmp_path: Path) -> None:
+    write_rl_dir(experiment_dir / "rl")
+    write_eval_dir(experiment_dir / "rl-final", [i % 8 != 0 for i in range(40)], model="rl")  # 35/40
+    found = collect([experiment_dir])
+    assert [run.name for run in found.evals] == ["baseline", "final", "rl-final"]
+    md_path, _ = write_report([experiment_dir], tmp_path / "out")
+    pairs = [(c["a"], c["b"]) for c in json.loads((tmp_path / "out" / "comparisons.json").read_text())]
+    assert pairs == [("baseline", "final"), ("baseline", "rl-final"), ("final", "rl-final")]
+    md = md_path.read_text()
+    assert "reward.png" in md and "loss.png" in md and "| rl |" in md
+    assert "0.067 → 0.967" in md  # mean reward of the first and the last tenth (3 of 30 steps)
+    assert "150 / 2000" in md
