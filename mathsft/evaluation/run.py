@@ -116,6 +116,8 @@ def grade_row(
 
 def summarize(cfg: EvalConfig, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Metrics over per-problem rows (pure: the same rows give the same summary, CIs included)."""
+    from mathsft.grading.grade import UNFORMATTED_SOURCES
+
     n = len(rows)
     scores = [float(r["correct"]) for r in rows]
     samples = [s for r in rows for s in r["samples"]]
@@ -127,8 +129,9 @@ def summarize(cfg: EvalConfig, rows: list[dict[str, Any]]) -> dict[str, Any]:
         "correct_count": sum(bool(r["samples"][0]["correct"]) for r in rows),
         "ci95": list(bootstrap_ci(scores, cfg.bootstrap, cfg.seed)),
         # Formatted = the response stated its answer (boxed, ####, "the answer is"); a last number taken
-        # from a rambling or truncated response is graded, but it is not a format success.
-        "format_rate": _mean([s.get("answer_source") not in (None, "last-number") for s in samples]),
+        # from a rambling or truncated response, or a response that is only an expression, is graded, but
+        # it is not a format success (the grader's ``Grade.formatted``)
+        "format_rate": _mean([s.get("answer_source") not in UNFORMATTED_SOURCES for s in samples]),
         "answered_rate": _mean([s["extracted"] is not None for s in samples]),
         "truncation_rate": _mean([s["finish_reason"] == "length" for s in samples]),
         "mean_response_tokens": _mean([s["completion_tokens"] for s in samples]),

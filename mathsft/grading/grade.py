@@ -12,6 +12,9 @@ from mathsft.grading.normalize import canonical
 from mathsft.grading.timeout import DEFAULT_TIMEOUT_S, map_items
 from mathsft.grading.values import is_plain_number
 
+# answer sources that are graded but are not a stated answer (no format success)
+UNFORMATTED_SOURCES = (None, "last-number", "whole")
+
 
 @dataclass(frozen=True)
 class Grade:
@@ -30,7 +33,7 @@ class Grade:
 
     @property
     def formatted(self) -> bool:
-        return self.source not in (None, "last-number", "whole")
+        return self.source not in UNFORMATTED_SOURCES
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -87,12 +87,18 @@ def test_rows_and_summary(tmp_path: Path) -> None:
 
 
 def test_a_guessed_last_number_is_graded_but_not_formatted(tmp_path: Path) -> None:
-    answers = {"p0": ["1+1 is 2"], "p1": ["2+2 = 4, 4+4 = 8, 8+8 = 16, 16+16 = 32, 32+32 ="], "p2": ["x"]}
-    summary = run_eval(_cfg(tmp_path), problems=PROBLEMS[:3], backend=Scripted(answers))
+    answers = {
+        "p0": ["1+1 is 2"],
+        "p1": ["2+2 = 4, 4+4 = 8, 8+8 = 16, 16+16 = 32, 32+32 ="],
+        "p2": ["x"],
+        "p3": ["$$\\frac{12}{2}$$"],  # only an expression: graded (source 'whole'), not a stated answer
+    }
+    summary = run_eval(_cfg(tmp_path), problems=PROBLEMS, backend=Scripted(answers))
     rows = [json.loads(line) for line in (tmp_path / "eval" / "results.jsonl").read_text().splitlines()]
     assert rows[0]["samples"][0]["correct"] and rows[0]["samples"][0]["answer_source"] == "last-number"
-    assert summary["correct_count"] == 1
-    assert summary["answered_rate"] == pytest.approx(2 / 3)  # p1's loop ends in a number too
+    assert rows[3]["samples"][0]["correct"] and rows[3]["samples"][0]["answer_source"] == "whole"
+    assert summary["correct_count"] == 2
+    assert summary["answered_rate"] == pytest.approx(3 / 4)  # p1's loop ends in a number too
     assert summary["format_rate"] == 0.0  # nobody stated an answer
 
 
