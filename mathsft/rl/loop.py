@@ -18,6 +18,7 @@ broadcast to every rank, which trains on its share. ``rollouts.jsonl`` keeps eve
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -119,96 +120,112 @@ def reference_logps(reference: Any, plans: list[Plan], device: torch.device, aut
     return out
 
 
-def update(
-    setup: Setup,
-    dist: Dist,
-    cfg: RLConfig,
-    samples: list[Sample],
-    reference: Any,
-    done: int,
-) -> UpdateStats:
-    """``updates_per_batch`` optimizer steps on ``samples`` (``done``: optimizer steps before these)."""
-    model, device = setup.model, setup.device
-    autocast = autocast_for(cfg, device)
-    pad_id = setup.tokenizer.pad_token_id if setup.tokenizer.pad_token_id is not None else 0
-    weights = token_weights(
-        cfg.loss_type, torch.tensor([s.policy_tokens for s in samples]), cfg.max_new_tokens
-    )
-    advantages = [s.advantage for s in samples]
-    eps_low, eps_high = cfg.clip_eps, cfg.clip_eps_high or cfg.clip_eps
-    rows = [s.row(str(k)) for k, s in enumerate(samples) if s.advantage != 0 or cfg.beta > 0]
-    if not rows:  # no group has signal: the optimizer does not step (Adam's momentum would move the weights
-        lr = setup.scheduler.get_last_lr()[0]  # with no data behind it); the schedule goes on
-        with warnings.catch_warnings():  # that the optimizer has not stepped is the point here
-            warnings.filterwarnings("ignore", "Detected call of `lr_scheduler", UserWarning)
-            for _ in range(cfg.updates_per_batch):
-                setup.scheduler.step()
-        return UpdateStats(0.0, 0.0, lr, 0, None, 0.0, None)
-    groups, fillers = dist.micro_batches(rows, cfg.packing, cfg.micro_batch_tokens, cfg.grad_accum)
-    plans = [Plan(collate(g, cfg.packing, pad_id), [int(r.example_id) for r in g]) for g in groups]
-    ref = reference_logps(reference, plans, device, autocast) if cfg.beta > 0 else {}
-    old: dict[int, torch.Tensor] = {}
-    sums = torch.zeros(6, dtype=torch.float64)  # tokens, entropy, entropy targets, clipped, kl, targets
-    losses, grad_norm, lr = [], 0.0, 0.0
-    for it in range(cfg.updates_per_batch):
+def skip_step(setup: Setup, cfg: RLConfig) -> UpdateStats:
+    """A step in which no group has signal: the optimizer does not step (Adam's momentum would move the
+    weights with no data behind it); the schedule goes on."""
+    lr = setup.scheduler.get_last_lr()[0]
+    with warnings.catch_warnings():  # that the optimizer has not stepped is the point here
+        warnings.filterwarnings("ignore", "Detected call of `lr_scheduler", UserWarning)
+        for _ in range(cfg.updates_per_batch):
+            setup.scheduler.step()
+    return UpdateStats(0.0, 0.0, lr, 0, None, 0.0, None)
 
-        def loss_of(plan: Plan, real: bool, first: bool = it == 0) -> torch.Tensor:
-            terms = TokenTerms(
-                per_target(plan, weights.tolist()),
-                per_target(plan, advantages),
-                None if first else torch.cat([old[k] for k in plan.keys]),
-                torch.cat([ref[k] for k in plan.keys]) if ref else None,
+
+class Update:
+    """``updates_per_batch`` optimizer steps on one step's samples. The first pass records each target's
+    log-probability, the ``logp_old`` of the later passes; counts for the metrics add up over passes."""
+
+    def __init__(
+        self, setup: Setup, dist: Dist, cfg: RLConfig, samples: list[Sample], reference: Any
+    ) -> None:
+        self.setup, self.dist, self.cfg = setup, dist, cfg
+        self.autocast = autocast_for(cfg, setup.device)
+        lengths = torch.tensor([s.policy_tokens for s in samples])
+        self.weights = token_weights(cfg.loss_type, lengths, cfg.max_new_tokens).tolist()
+        self.advantages = [s.advantage for s in samples]
+        self.clip = (cfg.clip_eps, cfg.clip_eps_high or cfg.clip_eps)
+        pad = setup.tokenizer.pad_token_id if setup.tokenizer.pad_token_id is not None else 0
+        rows = [s.row(str(k)) for k, s in enumerate(samples) if s.advantage != 0 or cfg.beta > 0]
+        groups, self.fillers = dist.micro_batches(rows, cfg.packing, cfg.micro_batch_tokens, cfg.grad_accum)
+        self.plans = [Plan(collate(g, cfg.packing, pad), [int(r.example_id) for r in g]) for g in groups]
+        self.ref = reference_logps(reference, self.plans, setup.device, self.autocast) if cfg.beta > 0 else {}
+        self.old: dict[int, torch.Tensor] = {}
+        self.sums = torch.zeros(6, dtype=torch.float64)  # tokens, entropy, its targets, clipped, kl, targets
+
+    def run(self, done: int) -> UpdateStats:
+        """The optimizer steps (``done``: optimizer steps taken before these)."""
+        losses, grad_norm, lrs = [], 0.0, []
+        for it in range(self.cfg.updates_per_batch):
+            loss_of = functools.partial(self.pass_loss, first=it == 0)
+            losses.append(accumulate(self.plans, self.fillers, loss_of, self.dist))
+            grad_norm, lr = optimizer_step(self.setup, self.dist, self.cfg.grad_clip, done + 1 + it)
+            lrs.append(lr)
+        tokens, entropy, counted, clips, kl, targets = self.dist.all_reduce_sum(self.sums).tolist()
+        return UpdateStats(
+            losses[0],
+            grad_norm,
+            lrs[0],
+            int(tokens),
+            entropy / counted if counted else None,
+            clips / max(targets, 1),
+            kl / max(targets, 1) if self.cfg.beta > 0 else None,
+        )
+
+    def terms(self, plan: Plan, first: bool) -> TokenTerms:
+        return TokenTerms(
+            per_target(plan, self.weights),
+            per_target(plan, self.advantages),
+            None if first else torch.cat([self.old[k] for k in plan.keys]),
+            torch.cat([self.ref[k] for k in plan.keys]) if self.ref else None,
+        )
+
+    def pass_loss(self, plan: Plan, real: bool, first: bool) -> torch.Tensor:
+        """One micro-batch's share of the step loss (zero for a filler), its backward still to run."""
+        terms = self.terms(plan, first)
+        logp = torch.empty(plan.batch.num_targets)
+        entropy = torch.empty(plan.batch.num_targets) if first and real else None
+
+        def token_loss(ce: torch.Tensor, rows: slice) -> torch.Tensor:
+            logp[rows] = -ce.detach().cpu()
+            loss = token_objective(-ce, terms.rows(rows).to(ce.device), *self.clip, self.cfg.beta)
+            return loss if real else loss * 0
+
+        with self.autocast():
+            loss = step_loss(
+                self.setup.model,
+                plan.batch,
+                self.setup.device,
+                token_loss,
+                self.cfg.loss_chunk_tokens,
+                entropy,
             )
-            logp = torch.empty(plan.batch.num_targets)
-            entropy = torch.empty(plan.batch.num_targets) if first and real else None
+        if real:
+            self.tally(plan, terms, logp, entropy)
+            if first:
+                self.old.update(by_row(plan, logp))
+        return loss
 
-            def token_loss(ce: torch.Tensor, rows: slice) -> torch.Tensor:
-                logp[rows] = -ce.detach().cpu()
-                loss = token_objective(-ce, terms.rows(rows).to(ce.device), eps_low, eps_high, cfg.beta)
-                return loss if real else loss * 0
-
-            with autocast():
-                loss = step_loss(model, plan.batch, device, token_loss, cfg.loss_chunk_tokens, entropy)
-            if real:
-                _tally(sums, plan, terms, logp, entropy, eps_low, eps_high)
-                if first:
-                    old.update(by_row(plan, logp))
-            return loss
-
-        losses.append(accumulate(plans, fillers, loss_of, dist))
-        grad_norm, step_lr = optimizer_step(setup, dist, cfg.grad_clip, done + 1 + it)
-        lr = step_lr if it == 0 else lr
-    tokens, entropy, counted, clips, kl, targets = dist.all_reduce_sum(sums).tolist()
-    return UpdateStats(
-        losses[0],
-        grad_norm,
-        lr,
-        int(tokens),
-        entropy / counted if counted else None,
-        clips / max(targets, 1),
-        kl / max(targets, 1) if cfg.beta > 0 else None,
-    )
+    def tally(self, plan: Plan, terms: TokenTerms, logp: torch.Tensor, entropy: torch.Tensor | None) -> None:
+        """Add one real micro-batch's counts: tokens, entropy, clipped targets, KL, targets."""
+        old = logp if terms.old_logp is None else terms.old_logp
+        self.sums[0] += plan.batch.num_tokens
+        if entropy is not None:
+            self.sums[1] += float(entropy.double().sum())
+            self.sums[2] += len(entropy)
+        self.sums[3] += int(clipped(logp, old, terms.advantage, *self.clip).sum())
+        if terms.ref_logp is not None:
+            self.sums[4] += float(kl_k3(logp.double(), terms.ref_logp.double()).sum())
+        self.sums[5] += plan.batch.num_targets
 
 
-def _tally(
-    sums: torch.Tensor,
-    plan: Plan,
-    terms: TokenTerms,
-    logp: torch.Tensor,
-    entropy: torch.Tensor | None,
-    eps_low: float,
-    eps_high: float,
-) -> None:
-    """Add one real micro-batch's counts: tokens, entropy, clipped targets, KL, targets."""
-    old = logp if terms.old_logp is None else terms.old_logp
-    sums[0] += plan.batch.num_tokens
-    if entropy is not None:
-        sums[1] += float(entropy.double().sum())
-        sums[2] += len(entropy)
-    sums[3] += int(clipped(logp, old, terms.advantage, eps_low, eps_high).sum())
-    if terms.ref_logp is not None:
-        sums[4] += float(kl_k3(logp.double(), terms.ref_logp.double()).sum())
-    sums[5] += plan.batch.num_targets
+def update(
+    setup: Setup, dist: Dist, cfg: RLConfig, samples: list[Sample], reference: Any, done: int
+) -> UpdateStats:
+    """``updates_per_batch`` optimizer steps on ``samples`` (``done``: optimizer steps before these); a
+    step where no group has signal (and no KL term) changes nothing but the schedule."""
+    if cfg.beta == 0 and all(s.advantage == 0 for s in samples):
+        return skip_step(setup, cfg)
+    return Update(setup, dist, cfg, samples, reference).run(done)
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -5,6 +5,10 @@ One optimizer step takes ``batch_size`` examples in a seeded per-epoch order, sp
 before the first backward, so accumulation never changes the update. Checkpoints are plain HF directories;
 rerunning the same command resumes from the newest one with the same optimizer, scheduler, RNG and data
 position, and ends with the weights an uninterrupted run would have.
+
+The RL loop (``mathsft/rl/loop.py``) is built from this module's pieces: ``build``, ``resume``,
+``save_state``, ``accumulate``, ``optimizer_step``, ``progress``, ``claim_run_dir`` and ``step_indices``,
+with ``training/validate.py``'s ``Validation``; one implementation of each for both loops.
 """
 
 from __future__ import annotations
