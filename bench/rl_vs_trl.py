@@ -1,11 +1,15 @@
 """GRPO speed and peak memory on CPU: ``mathsft rl`` against TRL's ``GRPOTrainer``, side by side in one run.
 
-Same model (the bundled SmolLM2-135M-Instruct, fp32), same GSM8K training problems (the first
-``steps x batch``, each arm taking them in its own order), same group size, max new tokens, problems per
-step, temperature, learning rate and loss (``grpo``: per-sequence mean, advantages over the group's std,
-no KL, one optimizer step per rollout batch), the reward from ``mathsft.grading`` in both. Each arm runs
-in its own process so its peak RSS (``os.wait4``) is its own; the first step is a warm-up outside the
-timing. Measured per step: seconds, rollout seconds (generation + grading + advantages), generated
+Same model (the bundled SmolLM2-135M-Instruct, or ``--model`` such as its SFT checkpoint; fp32), same
+training problems (the first ``steps x batch`` of GSM8K or ``--dataset synthetic``, each arm taking them
+in its own order), same group size, max new tokens, problems per step, temperature, learning rate and
+loss (``grpo``: per-sequence mean, advantages over the group's std, no KL, one optimizer step per
+rollout batch), the reward from ``mathsft.grading`` in both: 1 when correct
+plus ``--format-reward`` when the answer is stated (a 135M model is rarely right on GSM8K, so without
+that term nearly every group would be without signal and mathsft, which skips those, would hardly update:
+the term keeps both arms' update paths busy; so does an SFT checkpoint on synthetic problems). Each arm
+runs in its own process so its peak RSS (``os.wait4``) is its own; the first step is a warm-up outside
+the timing. Measured per step: seconds, rollout seconds (generation + grading + advantages), generated
 tokens/s (tokens over generation seconds), update tokens/s (tokens forwarded in the update over its
 seconds; mathsft leaves samples of groups without signal out of the forward, TRL forwards all).
 
@@ -14,7 +18,9 @@ gradient checkpointing (``-nogc``), and with transformers' continuous-batching g
 mathsft is compared with the fastest of them that ran. A configuration that fails is reported, not hidden.
 
     .venv/bin/python bench/rl_vs_trl.py --steps 6 --json bench/results/rl-vs-trl.json
-    .venv/bin/python bench/rl_vs_trl.py --steps 2 --max-new-tokens 16 --arms mathsft,trl-nogc  # smoke
+    .venv/bin/python bench/rl_vs_trl.py --model runs/main/train/checkpoints/final --dataset synthetic \
+        --steps 6 --json bench/results/rl-vs-trl-sft.json   # mixed rewards: every arm updates
+    .venv/bin/python bench/rl_vs_trl.py --steps 1 --max-new-tokens 16 --arms mathsft,trl  # smoke
 """
 
 from __future__ import annotations
@@ -33,11 +39,13 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k" / "trai
 ARMS = ("mathsft", "trl", "trl-nogc", "trl-cb")
 
 
-def problems(n: int) -> list[Any]:
+def problems(n: int, dataset: str) -> list[Any]:
+    """The first ``n`` training problems of ``dataset`` (gsm8k: ../shared/data's file, else the packaged
+    copy; synthetic: generated)."""
     from mathsft.data import load_problems
 
-    path = DATA if DATA.is_file() else None  # else the packaged GSM8K
-    return load_problems("gsm8k", path, split="train", limit=n, first=True)
+    path = DATA if dataset == "gsm8k" and DATA.is_file() else None
+    return load_problems(dataset, path, split="train", limit=n, first=True)
 
 
 def run_mathsft(opts: dict[str, Any], out: Path) -> dict[str, Any]:
@@ -46,7 +54,7 @@ def run_mathsft(opts: dict[str, Any], out: Path) -> dict[str, Any]:
 
     steps = opts["steps"] + 1  # the first is the warm-up
     cfg = RLConfig(
-        model="smollm2-135m",
+        model=opts["model"],
         out=str(out / "run"),
         max_steps=steps,
         batch_size=opts["batch"],
@@ -56,10 +64,11 @@ def run_mathsft(opts: dict[str, Any], out: Path) -> dict[str, Any]:
         lr=opts["lr"],
         loss_type="grpo",
         loss_chunk_tokens=opts["loss_chunk_tokens"],
+        format_reward=opts["format_reward"],
         rollout_batch_size=opts["batch"] * opts["group"],
         log={"progress": False},
     )
-    run = rl(cfg, problems=problems(steps * opts["batch"]))
+    run = rl(cfg, problems=problems(steps * opts["batch"], opts["dataset"]))
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()][1:]
     n = opts["batch"] * opts["group"]
     generated = [r["rl/response_tokens"] * n for r in rows]
@@ -87,12 +96,12 @@ def run_trl(name: str, opts: dict[str, Any], out: Path) -> dict[str, Any]:
     from mathsft.models import load_tokenizer, resolve_model
 
     steps = opts["steps"] + 1
-    rows = [
-        {"prompt": build_prompt(p, "qwen-boxed"), "answer": p.answer} for p in problems(steps * opts["batch"])
-    ]
+    chosen = problems(steps * opts["batch"], opts["dataset"])
+    rows = [{"prompt": build_prompt(p, "qwen-boxed"), "answer": p.answer} for p in chosen]
 
     def reward(prompts: list, completions: list, answer: list, **_: Any) -> list[float]:
-        return [float(grade(c[-1]["content"], a).correct) for c, a in zip(completions, answer, strict=True)]
+        verdicts = [grade(c[-1]["content"], a) for c, a in zip(completions, answer, strict=True)]
+        return [float(v.correct) + opts["format_reward"] * v.formatted for v in verdicts]
 
     step_s: list[float] = []
     phases: dict[str, list[float]] = {"rollout": [], "generate": [], "generated": [], "update_tokens": []}
@@ -104,7 +113,7 @@ def run_trl(name: str, opts: dict[str, Any], out: Path) -> dict[str, Any]:
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
             step_s.append(time.perf_counter() - self.t0)
 
-    model = AutoModelForCausalLM.from_pretrained(resolve_model("smollm2-135m"), dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(resolve_model(opts["model"]), dtype=torch.float32)
     args = GRPOConfig(
         output_dir=str(out / "trl"),
         per_device_train_batch_size=opts["batch"] * opts["group"],
@@ -136,7 +145,7 @@ def run_trl(name: str, opts: dict[str, Any], out: Path) -> dict[str, Any]:
         reward_funcs=reward,
         args=args,
         train_dataset=Dataset.from_list(rows),
-        processing_class=load_tokenizer("smollm2-135m", padding_side="left"),
+        processing_class=load_tokenizer(opts["model"], padding_side="left"),
         callbacks=[Timer()],
     )
     generate, score = trainer._generate, trainer._generate_and_score_completions
@@ -193,12 +202,15 @@ def worker(spec: dict[str, Any]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="smollm2-135m", help="e.g. an SFT checkpoint of it")
+    parser.add_argument("--dataset", default="gsm8k", choices=["gsm8k", "synthetic"])
     parser.add_argument("--steps", type=int, default=6, help="measured steps (plus one warm-up step)")
     parser.add_argument("--batch", type=int, default=4, help="problems per step")
     parser.add_argument("--group", type=int, default=8, help="samples per problem")
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-6)
     parser.add_argument("--loss-chunk-tokens", type=int, default=256, help="mathsft: fused LM head + loss")
+    parser.add_argument("--format-reward", type=float, default=0.5, help="added when the answer is stated")
     parser.add_argument("--arms", default=",".join(ARMS))
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -207,12 +219,15 @@ def main() -> None:
         worker(json.loads(args.worker))
         return
     opts = {
+        "model": args.model,
+        "dataset": args.dataset,
         "steps": args.steps,
         "batch": args.batch,
         "group": args.group,
         "max_new_tokens": args.max_new_tokens,
         "lr": args.lr,
         "loss_chunk_tokens": args.loss_chunk_tokens,
+        "format_reward": args.format_reward,
     }
     results = []
     for name in args.arms.split(","):
