@@ -62,6 +62,11 @@ _LEAD_IN = re.compile(r"^\s*\\text\s*\{\s*[A-Za-z][A-Za-z ,.:']*[A-Za-z:]\s*\}\s
 _CHOICE_WITH_VALUE = re.compile(r"^\s*\(([A-Ea-e])\)[\s\\:.,]")
 
 
+_WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{3,}")
+_FUNCTION_NAMES = {"sqrt", "frac", "sin", "cos", "tan", "cot", "sec", "csc", "log", "exp", "arcsin", "arccos"}
+_FUNCTION_NAMES |= {"arctan", "sinh", "cosh", "tanh", "max", "min", "gcd", "lcm", "mod", "det", "infty"}
+
+
 def check_profile(profile: str) -> None:
     if profile not in PROFILES:
         raise ValueError(f"unknown grader profile {profile!r}; choose one of {', '.join(PROFILES)}")
@@ -271,7 +276,15 @@ def _compare(pred: str, gold: str, lenient: bool, depth: int = 0) -> tuple[bool,
         if not lenient:
             return False, "numeric"
         pred, gold = pred.replace("%", ""), gold.replace("%", "")
+    if (gold_number is not None and _is_prose(pred)) or (pred_number is not None and _is_prose(gold)):
+        return False, "prose"  # "2 pounds of peaches, 1 pound of plums" is no number: SymPy would agree
     return _symbolic(pred, gold)
+
+
+def _is_prose(text: str) -> bool:
+    """Two or more words (three letters or more, not a LaTeX command or a function name): text, not math."""
+    words = [w for w in _WORD.findall(text) if w.lower() not in _FUNCTION_NAMES]
+    return len(words) >= 2
 
 
 def compare_text(pred: str, gold: str, lenient: bool) -> tuple[bool, str]:

@@ -65,6 +65,8 @@ _CHECKING = re.compile(
 _WHOLE_SPAN = re.compile(r"^(\$\$?|\\\[|\\\()([^$]*?)(\$\$?|\\\]|\\\))$", re.DOTALL)
 _WORD = re.compile(r"[A-Za-z]{2,}")
 _MATH_MARK = re.compile(r"[\d$\\]")
+# a response that ends inside a computation ("3 + 5 =", "8 *", an open calculator call "= <<3+5")
+_UNFINISHED = re.compile(r"(?:[-+*/×÷^=]|<<[^<>]*)\s*$")
 MAX_WHOLE_CHARS = 200
 
 
@@ -207,6 +209,8 @@ def _drop_closing(text: str) -> str:
 
 def _last_number(text: str, final_sentence: bool = False) -> str | None:
     text = text[-TAIL_CHARS:]  # the last number lies in the tail; so does the final sentence's
+    if _UNFINISHED.search(text):  # cut off inside a computation: its numbers are operands, not a result
+        return None
     if final_sentence:
         text = _final_sentence(_drop_closing(text))
     last = None

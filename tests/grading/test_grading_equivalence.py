@@ -59,3 +59,19 @@ def test_grade_records_profile_and_deciding_path():
 def test_unknown_profile_is_rejected():
     with pytest.raises(ValueError, match="profile"):
         grade("1", "1", profile="loose")
+
+
+def test_prose_against_a_number_is_settled_without_sympy(monkeypatch: pytest.MonkeyPatch):
+    """A real GSM8K response stated '2 pounds of peaches, 1 pound of plums, and 1 pound of apricots' for a
+    gold of 38: no number, so no trip to the symbolic worker (1.3 s with its start)."""
+    from mathsft.grading import clear_caches, equivalence
+
+    def no_worker(*args: object) -> None:
+        raise AssertionError("the symbolic worker was asked")
+
+    monkeypatch.setattr(equivalence, "run_symbolic", no_worker)
+    clear_caches()
+    pred = "2 pounds of peaches, 1 pound of plums, and 1 pound of apricots"
+    assert equivalence.compare(pred, "38") == (False, "prose")
+    assert not equivalence.compare("38", "the number of plums picked")[0]
+    assert is_equivalent("38 pounds", "38")  # a number stated in words is still read

@@ -46,6 +46,9 @@ def test_number_fallback_follows_the_style():
     assert grade(text, "18", style="auto").correct  # plain-number gold: fallback on
     assert grade(text, r"\frac{1}{2}", style="auto").extracted is None  # MATH-style gold: off
     assert extract_answer("I get -1,234.5 in total", style="gsm8k") == "-1,234.5"
+    for cut in ("On Tuesday, she had 3 + 5 = <<", "she had 3 + 5 = <<3+5", "2+2 = 4, 4+4 = 8, 8+8 ="):
+        assert extract_answer(cut, style="gsm8k") is None  # cut inside a computation: no result stated
+        assert not grade(cut, "5", style="auto").correct
     truncated = r"We know that $\sin B = 2\sin A$. We can use the Law of Cosines"
     assert grade(truncated, "2", style="auto").extracted is None  # auto: final sentence only
     assert grade(truncated, "2", style="gsm8k").correct
