@@ -318,6 +318,20 @@ def step_row(cfg: RLConfig, done: int, samples: list[Sample], stats: UpdateStats
     return row
 
 
+def sample(
+    engine: Engine | None, batch: list[Problem], cfg: RLConfig, step: int, params: Any, dist: Dist
+) -> tuple[list[Sample], float]:
+    """The step's graded samples and generation seconds: rank 0 (which holds the engine) generates and
+    grades, every rank receives them."""
+    samples, seconds = None, 0.0
+    if engine is not None:
+        start = time.perf_counter()
+        generated = engine.generate(requests_for(batch, cfg, step), params)
+        seconds = time.perf_counter() - start
+        samples = graded(batch, generated, cfg)
+    return dist.broadcast_object((samples, seconds))
+
+
 def _rl(
     cfg: RLConfig, problems: list[Problem] | None, val_problems: list[Problem] | None, dist: Dist
 ) -> Path:
@@ -369,20 +383,14 @@ def _rl(
                 t0 = time.perf_counter()
                 if not synced:
                     sync()
-                samples, generate_s = None, 0.0
-                if engine is not None:
-                    t1 = time.perf_counter()
-                    generated = engine.generate(requests_for(batch, cfg, step), params)
-                    generate_s = time.perf_counter() - t1
-                    samples = graded(batch, generated, cfg)
-                samples, generate_s = dist.broadcast_object((samples, generate_s))
+                samples, generate_s = sample(engine, batch, cfg, step, params, dist)
                 done = step + 1
                 if rollouts is not None:
                     rollouts.write("".join(json.dumps(s.log_row(done)) + "\n" for s in samples))
                     rollouts.flush()
                 t2 = time.perf_counter()
                 stats = update(setup, dist, cfg, samples, reference, step * cfg.updates_per_batch)
-                synced = False
+                synced = synced and stats.tokens == 0  # a step without signal leaves the weights alone
                 times = {"generate": generate_s, "rollout": t2 - t0, "update": time.perf_counter() - t2}
                 row = step_row(cfg, done, samples, stats, times)
                 if metrics is not None and (done % cfg.log_every == 0 or done == total):
