@@ -156,6 +156,22 @@ def _convert_gguf(gguf_path: Path, out_dir: Path) -> None:
     tokenizer.save_pretrained(out_dir)
 
 
+def native_bf16(device: str) -> bool:
+    """Whether ``device`` computes bfloat16 natively: a CUDA GPU that supports it, or a CPU with AVX512-BF16 or
+    AMX (Linux CPU flags, and oneDNN agreeing). Elsewhere bf16 is emulated and slower than float32."""
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device != "cpu":
+        return False
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text(encoding="utf-8").split())
+    except OSError:
+        return False
+    return bool({"avx512_bf16", "amx_bf16"} & flags) and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
 def beyond_plain_attention(kwargs: dict[str, Any], span: int) -> list[str]:
     """What a transformers attention call (its ``kwargs``) asks for beyond plain causal attention over
     ``span`` positions: a shorter sliding window, soft-capped scores, attention sinks. mathsft's own

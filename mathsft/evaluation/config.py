@@ -27,7 +27,8 @@ class EvalConfig(StrictModel):
     backend: Literal["hf", "vllm", "openai"] = "hf"
     backend_options: dict[str, Any] = Field(default_factory=dict)  # e.g. base_url, api_key_env, dtype
     batch_size: int = Field(default=16, ge=1)
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
+    # auto: bf16 on a GPU or a CPU that computes bf16 natively (AVX512-BF16 / AMX), else fp32
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     prompt: str = "qwen-boxed"  # a template name of mathsft.evaluation.prompts, or a .yaml template file
     system: str | None = None
     chat: bool | None = None  # None: what the template says

@@ -306,6 +306,7 @@ def run_eval(
         "prompt_template": cfg.prompt,
         "prompt_template_hash": get_template(cfg.prompt).digest(),
         "calculator": cfg.calculator,
+        "dtype": getattr(backend, "dtype", cfg.dtype),  # what "auto" resolved to on this machine
         "sampling": params.__dict__ | {"stop": list(params.stop), "n": cfg.samples},
         "grader_profile": cfg.grader_profile,
         "backend": cfg.backend,

@@ -29,7 +29,7 @@ SAMPLED = SamplingParams(max_new_tokens=10, temperature=1.0, top_p=0.95, top_k=5
 
 @pytest.fixture(scope="module")
 def backend(tiny_model_dir: Path) -> HFBackend:
-    return HFBackend(str(tiny_model_dir), batch_size=2)
+    return HFBackend(str(tiny_model_dir), dtype="float32", batch_size=2)
 
 
 def texts(results: list) -> list[list[str]]:
@@ -49,7 +49,7 @@ def test_greedy_matches_plain_generate_one_prompt_at_a_time(backend: HFBackend) 
 
 def test_greedy_independent_of_batching_and_weight_packing(backend: HFBackend, tiny_model_dir: Path) -> None:
     batched = texts(backend.generate([Request(p) for p in PROMPTS], GREEDY))  # 5 rows through 2 slots
-    single = HFBackend(str(tiny_model_dir), batch_size=1, pack_weights=False)
+    single = HFBackend(str(tiny_model_dir), dtype="float32", batch_size=1, pack_weights=False)
     assert single.packed_linears == 0
     alone = [texts(single.generate([Request(p)], GREEDY))[0] for p in PROMPTS]
     assert batched == alone
@@ -73,7 +73,7 @@ def test_n_samples_seeded_and_independent_of_batch(backend: HFBackend, tiny_mode
     first = texts(backend.generate([request], SAMPLED))[0]
     assert len(first) == 3 and len(set(first)) == 3  # distinct streams per sample
     assert texts(backend.generate([request], SAMPLED))[0] == first  # same seed, same samples
-    wide = HFBackend(str(tiny_model_dir), batch_size=8)
+    wide = HFBackend(str(tiny_model_dir), dtype="float32", batch_size=8)
     mixed = wide.generate([Request(PROMPTS[0], n=2), request, Request(PROMPTS[3])], SAMPLED)
     assert [c.text for c in mixed[1]] == first  # other sequences in the batch change nothing
     reseeded = texts(backend.generate([Request(PROMPTS[1], n=3, seed=8)], SAMPLED))[0]
@@ -101,7 +101,7 @@ def test_length_finish_and_token_counts(backend: HFBackend) -> None:
 
 
 def test_eos_ends_the_completion_without_its_text(tiny_model_dir: Path) -> None:
-    backend = HFBackend(str(tiny_model_dir), batch_size=4)
+    backend = HFBackend(str(tiny_model_dir), dtype="float32", batch_size=4)
     (free,) = backend.generate([Request(PROMPTS[2])], GREEDY)[0]
     ids = backend.tokenizer(PROMPTS[2], return_tensors="pt")["input_ids"]
     with torch.inference_mode():
@@ -166,9 +166,9 @@ def test_real_model_stops_at_im_end_with_sensible_text(smollm2_dir: Path) -> Non
 
 
 def test_eager_attention_gets_an_additive_mask(tiny_model_dir: Path) -> None:
-    sdpa = HFBackend(str(tiny_model_dir), batch_size=3)
+    sdpa = HFBackend(str(tiny_model_dir), dtype="float32", batch_size=3)
     expected = texts(sdpa.generate([Request(p) for p in PROMPTS], GREEDY))
-    eager = HFBackend(str(tiny_model_dir), batch_size=3)
+    eager = HFBackend(str(tiny_model_dir), dtype="float32", batch_size=3)
     eager.model.config._attn_implementation = eager.attn_implementation = "eager"
     assert texts(eager.generate([Request(p) for p in PROMPTS], GREEDY)) == expected
 
@@ -195,8 +195,8 @@ def test_accept_drafts_is_greedy_decoding() -> None:
 def test_draft_tokens_change_nothing_but_speed(tiny_model_dir: Path) -> None:
     params = SamplingParams(max_new_tokens=48)  # a random model repeats itself: drafts get accepted
     requests = [Request(p) for p in PROMPTS]
-    plain = HFBackend(str(tiny_model_dir), batch_size=3).generate(requests, params)
-    drafting = HFBackend(str(tiny_model_dir), batch_size=3, draft_tokens=4)
+    plain = HFBackend(str(tiny_model_dir), dtype="float32", batch_size=3).generate(requests, params)
+    drafting = HFBackend(str(tiny_model_dir), dtype="float32", batch_size=3, draft_tokens=4)
     drafted = drafting.generate(requests, params)
     assert texts(drafted) == texts(plain)
     assert [c[0].completion_tokens for c in drafted] == [c[0].completion_tokens for c in plain]
@@ -206,7 +206,7 @@ def test_draft_tokens_change_nothing_but_speed(tiny_model_dir: Path) -> None:
     assert stop.strip(), plain[1][0].text
     with_stop = SamplingParams(max_new_tokens=48, stop=[stop])
     assert texts(drafting.generate(requests[1:2], with_stop)) == texts(
-        HFBackend(str(tiny_model_dir), batch_size=3).generate(requests[1:2], with_stop)
+        HFBackend(str(tiny_model_dir), dtype="float32", batch_size=3).generate(requests[1:2], with_stop)
     )
 
 
@@ -242,7 +242,9 @@ def test_a_sliding_window_shorter_than_a_request_is_refused(tmp_path: Path, smol
     """The 4D masks built here attend to the whole sequence: past the window the text would be wrong."""
     from transformers import MistralConfig
 
-    backend = HFBackend(str(tiny_dir(tmp_path, smollm2_dir, MistralConfig, sliding_window=32)))
+    backend = HFBackend(
+        str(tiny_dir(tmp_path, smollm2_dir, MistralConfig, sliding_window=32)), dtype="float32"
+    )
     prompt_len = len(backend.tokenizer(PROMPTS[3])["input_ids"])
     fits = 32 - prompt_len
     assert fits > 2, prompt_len
@@ -262,7 +264,7 @@ def test_gemma2_soft_capping_runs_eagerly_and_its_window_is_checked(
     from transformers import Gemma2Config
 
     path = tiny_dir(tmp_path, smollm2_dir, Gemma2Config, sliding_window=32, query_pre_attn_scalar=16)
-    backend = HFBackend(str(path))
+    backend = HFBackend(str(path), dtype="float32")
     assert backend.attn_implementation == "eager"
     (completion,) = backend.generate([Request(PROMPTS[0])], GREEDY)[0]
     assert completion.text == plain_greedy(backend, PROMPTS[0], GREEDY.max_new_tokens)
@@ -293,7 +295,9 @@ def test_a_special_token_stop_string_ends_the_completion_as_eos_does(
     from transformers import LlamaConfig
 
     path = tiny_dir(tmp_path, smollm2_dir, LlamaConfig)  # untied: varied text, not the last token repeated
-    backend = HFBackend(str(path), batch_size=2, pack_weights=False)  # the head stays an nn.Linear to edit
+    backend = HFBackend(
+        str(path), dtype="float32", batch_size=2, pack_weights=False
+    )  # the head stays an nn.Linear to edit
     tokenizer, model = backend.tokenizer, backend.model
     special = "<file_sep>"
     special_id = tokenizer.convert_tokens_to_ids(special)
@@ -339,7 +343,7 @@ def test_the_backends_model_stays_causal_and_padded_when_called_directly(tiny_mo
     a causal mask and their padding, as under transformers' own ``sdpa``."""
     from mathsft.models import load_model
 
-    backend = HFBackend(str(tiny_model_dir), pack_weights=False)
+    backend = HFBackend(str(tiny_model_dir), dtype="float32", pack_weights=False)
     reference = load_model(str(tiny_model_dir))
     assert reference.config._attn_implementation == "sdpa"
     tokenizer = backend.tokenizer
@@ -362,11 +366,11 @@ def test_load_weights_makes_the_backend_generate_as_the_new_weights_do(tiny_mode
     with torch.no_grad():
         for param in other.parameters():
             param.add_(torch.randn_like(param) * 0.5)
-    live = HFBackend(str(tiny_model_dir), batch_size=2)
+    live = HFBackend(str(tiny_model_dir), dtype="float32", batch_size=2)
     before = texts(live.generate([Request(p) for p in PROMPTS], GREEDY))
     live.load_weights(other.state_dict().items())
     after = texts(live.generate([Request(p) for p in PROMPTS], GREEDY))
-    fresh = HFBackend(str(tiny_model_dir), batch_size=2, pack_weights=False)
+    fresh = HFBackend(str(tiny_model_dir), dtype="float32", batch_size=2, pack_weights=False)
     fresh.model.load_state_dict(other.state_dict())
     assert after == texts(fresh.generate([Request(p) for p in PROMPTS], GREEDY))
     assert after != before
@@ -423,7 +427,7 @@ def _with_calculator_reference(model: _Scripted, tokenizer: Any, prompt: str, li
 def test_calculator_inserts_results_and_generation_goes_on_from_them(tiny_model_dir: Path) -> None:
     """Rows reach '<<17*3=' at different steps in one batch; each gets '51>>' and then writes what a
     cache-free greedy loop writes after it; the inserted tokens are marked and counted."""
-    backend = HFBackend(str(tiny_model_dir), batch_size=3)
+    backend = HFBackend(str(tiny_model_dir), dtype="float32", batch_size=3)
     tokenizer = backend.tokenizer
     call = tokenizer(" so <<17*3=", add_special_tokens=False)["input_ids"]
     script = {30 + i: t for i, t in enumerate(call)}  # the call starts at position 30 in every row
@@ -443,7 +447,7 @@ def test_calculator_inserts_results_and_generation_goes_on_from_them(tiny_model_
 
 
 def test_calculator_result_cut_at_the_token_limit(tiny_model_dir: Path) -> None:
-    backend = HFBackend(str(tiny_model_dir), batch_size=2)
+    backend = HFBackend(str(tiny_model_dir), dtype="float32", batch_size=2)
     prompt_len = len(backend.tokenizer(PROMPTS[0])["input_ids"])
     call = backend.tokenizer("<<1000*1000=", add_special_tokens=False)["input_ids"]
     backend.model = _Scripted(backend.model, {prompt_len + i: t for i, t in enumerate(call)})
@@ -461,3 +465,15 @@ def test_other_backends_refuse_the_calculator() -> None:
     with pytest.raises(MathsftError, match="hf backend only"):
         refuse_calculator("openai", SamplingParams(calculator=True))
     refuse_calculator("openai", SamplingParams())
+
+
+def test_auto_dtype_is_bf16_only_where_the_device_computes_it_natively(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mathsft.generation import hf
+
+    monkeypatch.setattr(hf, "native_bf16", lambda device: device == "cpu")
+    assert hf.resolve_dtype("auto", "cpu") == "bfloat16"
+    monkeypatch.setattr(hf, "native_bf16", lambda device: False)
+    assert hf.resolve_dtype("auto", "cpu") == "float32"
+    assert hf.resolve_dtype("float32", "cpu") == "float32"  # an explicit dtype is kept
