@@ -34,6 +34,8 @@ class RLConfig(LoopConfig):
     # a separate process on that device (vLLM on a second GPU), the new weights sent there each step
     rollout_backend: Literal["hf", "vllm"] = "hf"
     rollout_device: str | None = None
+    # auto: the training dtype's (fp32 -> float32, bf16 -> bfloat16), so the samples come from the policy
+    # being trained, not a lower-precision copy of it (the hf backend's own auto picks bf16 where native)
     rollout_dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     rollout_batch_size: int = Field(default=64, ge=1)  # hf: sequences decoded together
 
@@ -81,6 +83,13 @@ class RLConfig(LoopConfig):
     def scaled(self) -> bool:
         """Whether advantages are divided by the group's reward std."""
         return self.scale_rewards if self.scale_rewards is not None else self.loss_type != "dr_grpo"
+
+    @property
+    def engine_dtype(self) -> str:
+        """The rollout engine's dtype (``rollout_dtype``; auto: the training dtype's)."""
+        if self.rollout_dtype != "auto":
+            return self.rollout_dtype
+        return "float32" if self.dtype == "fp32" else "bfloat16"
 
     def out_dir(self) -> str:
         return self.out or "runs/rl"

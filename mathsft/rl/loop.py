@@ -362,17 +362,11 @@ def _rl(
     saves = set(range(cfg.save_every, total, cfg.save_every)) if cfg.save_every else set()
     validation = Validation(cfg, out, val_problems, to_validate, metrics, dist.is_main)
     data = {"order": "seeded permutation per epoch", "seed": cfg.seed, "problems": len(problems)}
-    inline_engine = dist.world == 1 and cfg.rollout_device is None and not cfg.val_background
     params = sampling_params(cfg)
     synced = start == 0  # the engine starts with the initial weights
 
     def save(step: int, name: str) -> Path:
         return save_state(setup, dist, folder, name, step, data, cfg.keep_last, validation.keep())
-
-    def sync() -> None:
-        weights = dist.full_weights(setup.model)  # every rank: a collective under FSDP
-        if engine is not None:
-            engine.load(weights)
 
     validation.redo(total)
     setup.model.train()
@@ -381,8 +375,11 @@ def _rl(
             for step in range(start, total):
                 batch = [problems[i] for i in step_indices(step, len(problems), cfg.batch_size, cfg.seed)]
                 t0 = time.perf_counter()
-                if not synced:
-                    sync()
+                if not synced:  # the engine gets the weights the last update made
+                    weights = dist.full_weights(setup.model)  # every rank: a collective under FSDP
+                    if engine is not None:
+                        engine.load(weights)
+                    synced = True
                 samples, generate_s = sample(engine, batch, cfg, step, params, dist)
                 done = step + 1
                 if rollouts is not None:
@@ -399,13 +396,9 @@ def _rl(
                 name = ckpt.FINAL if done == total else ckpt.step_name(done)
                 if done in to_validate:
                     validation.owe(done)
-                    path = save(done, name)
-                    backend = None
-                    if inline_engine and validation.wanted and engine is not None:
-                        sync()
-                        synced, backend = True, engine.backend
+                    path = save(done, name)  # the eval loads the checkpoint, as SFT's validation does
                     if validation.wanted:
-                        validation.start(done, path, backend)
+                        validation.start(done, path)
                 elif done == total or done in saves:
                     save(done, name)
                 validation.collect()

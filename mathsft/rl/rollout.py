@@ -158,7 +158,7 @@ class Engine:
     def __init__(self, cfg: RLConfig, device: str) -> None:
         options: dict[str, Any] = {}
         if cfg.rollout_backend == "hf":
-            options = {"dtype": cfg.rollout_dtype, "batch_size": cfg.rollout_batch_size}
+            options = {"dtype": cfg.engine_dtype, "batch_size": cfg.rollout_batch_size}
         self.worker: Worker | None = None
         self.backend: Any = None
         if cfg.rollout_device is None:

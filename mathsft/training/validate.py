@@ -208,16 +208,15 @@ class Validation:
             self.folder.mkdir(parents=True, exist_ok=True)  # the run's first checkpoint may be this one
             ckpt.write_validating(self.folder, self.owed)
 
-    def start(self, step: int, path: Path, backend: Any = None) -> None:
-        """Generation accuracy of checkpoint ``path``: now, or handed to the background validator.
-        ``backend``, when given, already holds the checkpoint's weights (an RL run's rollout engine)."""
+    def start(self, step: int, path: Path) -> None:
+        """Generation accuracy of checkpoint ``path``: now, or handed to the background validator."""
         self.owed.add(step)
         ckpt.write_validating(self.folder, self.owed)
         valdir = self.out / "validation" / ckpt.step_name(step)
         if self.validator is not None:
             self.validator.submit(step, path, valdir)
             return
-        self.record(step, path, validation_accuracy(path, self.problems, self.cfg, valdir, backend))
+        self.record(step, path, validation_accuracy(path, self.problems, self.cfg, valdir))
 
     def record(self, step: int, path: Path, summary: dict[str, Any]) -> None:
         loss = {"eval/loss": self.losses.pop(step)} if step in self.losses else {}

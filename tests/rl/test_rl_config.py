@@ -15,6 +15,12 @@ def test_std_scaling_follows_the_loss_type_unless_told() -> None:
     assert RLConfig(loss_type="dr_grpo", scale_rewards=True).scaled
 
 
+def test_rollouts_sample_in_the_training_dtype_unless_told() -> None:
+    assert RLConfig(dtype="fp32").engine_dtype == "float32"  # even where the CPU has native bf16
+    assert RLConfig(dtype="bf16").engine_dtype == "bfloat16"
+    assert RLConfig(dtype="fp32", rollout_dtype="bfloat16").engine_dtype == "bfloat16"
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
