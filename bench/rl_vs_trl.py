@@ -1,6 +1,7 @@
 """GRPO speed and peak memory on CPU: ``mathsft rl`` against TRL's ``GRPOTrainer``, side by side in one run.
 
-Same model (the bundled SmolLM2-135M-Instruct, or ``--model`` such as its SFT checkpoint; fp32), same
+Same model (the bundled SmolLM2-135M-Instruct, or ``--model`` such as its SFT checkpoint; fp32, or bf16
+autocast in both with ``--precision bf16``: a CPU with AVX512-BF16 or AMX computes it natively), same
 training problems (the first ``steps x batch`` of GSM8K or ``--dataset synthetic``, each arm taking them
 in its own order), same group size, max new tokens, problems per step, temperature, learning rate and
 loss (``grpo``: per-sequence mean, advantages over the group's std, no KL, one optimizer step per
@@ -65,6 +66,7 @@ def run_mathsft(opts: dict[str, Any], out: Path) -> dict[str, Any]:
         loss_type="grpo",
         loss_chunk_tokens=opts["loss_chunk_tokens"],
         format_reward=opts["format_reward"],
+        dtype=opts["precision"],  # rollouts in the same dtype (rollout_dtype auto)
         rollout_batch_size=opts["batch"] * opts["group"],
         log={"progress": False},
     )
@@ -131,7 +133,7 @@ def run_trl(name: str, opts: dict[str, Any], out: Path) -> dict[str, Any]:
         max_steps=steps,
         gradient_checkpointing=name == "trl",
         use_transformers_continuous_batching=name == "trl-cb",
-        bf16=False,
+        bf16=opts["precision"] == "bf16",
         use_cpu=True,
         shuffle_dataset=False,
         save_strategy="no",
@@ -211,6 +213,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-6)
     parser.add_argument("--loss-chunk-tokens", type=int, default=256, help="mathsft: fused LM head + loss")
     parser.add_argument("--format-reward", type=float, default=0.5, help="added when the answer is stated")
+    parser.add_argument(
+        "--precision", default="fp32", choices=["fp32", "bf16"], help="bf16: autocast in both"
+    )
     parser.add_argument("--arms", default=",".join(ARMS))
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -228,6 +233,7 @@ def main() -> None:
         "lr": args.lr,
         "loss_chunk_tokens": args.loss_chunk_tokens,
         "format_reward": args.format_reward,
+        "precision": args.precision,
     }
     results = []
     for name in args.arms.split(","):
