@@ -446,6 +446,37 @@ def test_calculator_inserts_results_and_generation_goes_on_from_them(tiny_model_
     assert "<<17*3=51>>" not in off.text and not any(off.extra["tool_mask"])
 
 
+def test_a_calculator_result_is_fed_a_token_a_step_so_other_rows_steps_stay_narrow(
+    tiny_model_dir: Path,
+) -> None:
+    """A result fed in one step would pad every row of the batch to its length (several times the step's
+    work); fed a token a step, every decode step of the batch is one token wide and the text is the same."""
+    backend = HFBackend(str(tiny_model_dir), dtype="float32", batch_size=4)
+    call = backend.tokenizer(" so <<123*456=", add_special_tokens=False)["input_ids"]
+    backend.model = _Scripted(backend.model, {30 + i: t for i, t in enumerate(call)})
+    widths: list[int] = []
+    scripted = backend.model
+
+    class Recording:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(scripted, name)
+
+        def __call__(self, **kwargs: Any) -> Any:
+            if not isinstance(kwargs.get("logits_to_keep"), torch.Tensor):  # decode steps, not prefill
+                widths.append(kwargs["input_ids"].shape[1])
+            return scripted(**kwargs)
+
+    backend.model = Recording()
+    params = SamplingParams(max_new_tokens=40, calculator=True)
+    results = backend.generate([Request(p) for p in PROMPTS[:4]], params)
+    assert widths and set(widths) == {1}
+    for prompt, (completion,) in zip(PROMPTS[:4], results, strict=True):
+        assert "<<123*456=56088>>" in completion.text
+        assert completion.extra["token_ids"] == _with_calculator_reference(
+            scripted, backend.tokenizer, prompt, params.max_new_tokens
+        )
+
+
 def test_calculator_result_cut_at_the_token_limit(tiny_model_dir: Path) -> None:
     backend = HFBackend(str(tiny_model_dir), dtype="float32", batch_size=2)
     prompt_len = len(backend.tokenizer(PROMPTS[0])["input_ids"])
