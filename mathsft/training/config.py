@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from mathsft.config import StrictModel
-from mathsft.models import DEFAULT_MODEL
+from mathsft.models import DEFAULT_MODEL, native_bf16
 
 
 class LoraConfig(StrictModel):
@@ -68,7 +68,9 @@ class LoopConfig(StrictModel):
     calculator: bool = False
 
     # numerics and memory
-    dtype: Literal["fp32", "bf16"] = "fp32"  # bf16 = autocast (weights and optimizer state stay fp32)
+    # bf16 = autocast (weights and optimizer state stay fp32); auto = bf16 where the device computes it
+    # natively (a GPU, a CPU with AVX512-BF16 or AMX), else fp32: resolved when the config is read
+    dtype: Literal["fp32", "bf16", "auto"] = "fp32"
     gradient_checkpointing: bool = False
     # with gradient_checkpointing: recompute only the first N decoder layers; the last ones, whose activations
     # backward frees first, keep theirs (faster, more memory). None: all layers
@@ -76,8 +78,9 @@ class LoopConfig(StrictModel):
     # torch.compile each layer's norms and MLP (fused elementwise kernels; attention and packing stay eager);
     # the first step pays the compile
     compile: bool = False
-    # LM head + loss this many supervised rows at a time, gradient formed in forward (no whole logits; faster)
-    loss_chunk_tokens: int | None = Field(default=None, ge=1)
+    # LM head + loss this many supervised rows at a time, gradient formed in forward: no whole logits, the
+    # same loss and gradients (up to float rounding), faster and leaner (BENCHMARKS.md); None = whole logits
+    loss_chunk_tokens: int | None = Field(default=256, ge=1)
     lora: LoraConfig | None = None
     device: str = "auto"  # auto: cuda when available, else cpu
     seed: int = 0
@@ -96,6 +99,19 @@ class LoopConfig(StrictModel):
 
     log: LogConfig = Field(default_factory=LogConfig)
     log_every: int = Field(default=1, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_dtype(cls, data: Any) -> Any:
+        """``dtype: auto`` becomes what it means on this machine, so the saved config says which ran."""
+        if isinstance(data, dict) and data.get("dtype") == "auto":
+            device = str(data.get("device", "auto"))
+            if device == "auto":
+                import torch
+
+                device = "cuda" if torch.cuda.is_available() else "cpu"
+            data = {**data, "dtype": "bf16" if native_bf16(device) else "fp32"}
+        return data
 
     @model_validator(mode="after")
     def _check_loop(self) -> LoopConfig:

@@ -19,6 +19,7 @@ import logging
 import math
 import os
 import shutil
+import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -45,7 +46,13 @@ from mathsft.training.memory import (
     release_free_memory,
     release_memory_during_backward,
 )
-from mathsft.training.metrics import MetricsLog, cpu_bf16_warning, measured_peak_flops, model_flops
+from mathsft.training.metrics import (
+    MetricsLog,
+    compile_seconds,
+    cpu_bf16_warning,
+    measured_peak_flops,
+    model_flops,
+)
 from mathsft.training.packing import Batch, collate, micro_batches, register_packed_attention
 from mathsft.training.preflight import write_preflight
 from mathsft.training.tokenize import Tokenized, chat_template_digest, render, tokenize_cached
@@ -453,7 +460,7 @@ def _train(
         peak = cfg.peak_tflops * 1e12 if cfg.peak_tflops else measured_peak_flops(device.type, cfg.dtype)
         slow_bf16 = cpu_bf16_warning() if device.type == "cpu" and cfg.dtype == "bf16" else None
         warnings = [slow_bf16] if slow_bf16 else []
-        if cfg.loss_chunk_tokens is not None and not can_chunk(model):
+        if "loss_chunk_tokens" in cfg.model_fields_set and cfg.loss_chunk_tokens and not can_chunk(model):
             warnings.append(
                 "loss_chunk_tokens has no effect here: this model's head has a bias or its logits are "
                 "transformed after the head (soft-capping, scaling), so the loss runs on whole logits"
@@ -501,10 +508,12 @@ def _train(
 
     validation.redo(total)
     model.train()
+    pace: list[float] = []  # supervised tokens/s of each step, compile time excluded
+    compiled = 0.0
     with progress(cfg.log.progress and dist.is_main, "train", total, start_step, "loss") as advance:
         for step in range(start_step, total):
             rows = [items[i] for i in step_indices(step, len(items), cfg.batch_size, cfg.seed)]
-            t0 = time.perf_counter()
+            t0, compiled_before = time.perf_counter(), compile_seconds()
             groups, fillers = dist.micro_batches(rows, cfg.packing, cfg.micro_batch_tokens, cfg.grad_accum)
             rows = [r for g in groups[: len(groups) - fillers] for r in g]
             batches = [collate(g, cfg.packing, pad_id) for g in groups]
@@ -514,6 +523,8 @@ def _train(
             done = step + 1
             grad_norm, lr = optimizer_step(setup, dist, cfg.grad_clip, done)
             elapsed = time.perf_counter() - t0
+            compiling = compile_seconds() - compiled_before
+            computing = max(elapsed - compiling, 1e-9)  # throughput: compile time is its own row key
             lens = [len(r) for r in rows]
             local_flops = model_flops(
                 _config(model), setup.body_params, sum(lens), counts.local_targets, lens
@@ -525,17 +536,20 @@ def _train(
                 "train/lr": lr,
                 "train/grad_norm": grad_norm,
                 "train/tokens": counts.tokens,
-                "train/tokens_per_s": counts.tokens / elapsed,
+                "train/tokens_per_s": counts.tokens / computing,
                 "train/supervised_tokens": counts.targets,
-                "train/supervised_tokens_per_s": counts.targets / elapsed,
+                "train/supervised_tokens_per_s": counts.targets / computing,
                 "train/padding_fraction": 1 - counts.tokens / max(counts.slots, 1),
-                "train/mfu": flops / elapsed / (peak * dist.world),
+                "train/mfu": flops / computing / (peak * dist.world),
                 "train/step_s": elapsed,
+                "train/compile_s": compiling,
                 "train/epoch": done * cfg.batch_size / len(items),
             }
             if metrics is not None and (done % cfg.log_every == 0 or done == total):
                 metrics.write(row)
             advance(counts.loss)
+            pace.append(row["train/supervised_tokens_per_s"])
+            compiled += compiling
 
             name = ckpt.FINAL if done == total else ckpt.step_name(done)
             if done in to_validate:
@@ -555,6 +569,15 @@ def _train(
     validation.finish()
     if metrics is not None:
         metrics.close()
+    if pace and dist.is_main:
+        log.info(
+            "%d steps: median %.1f supervised tokens/s per step (compile excluded; first step %.1f), "
+            "%.1f s compiling",
+            len(pace),
+            statistics.median(pace),
+            pace[0],
+            compiled,
+        )
     return out
 
 

@@ -129,6 +129,18 @@ def measured_peak_flops(device: str, dtype: str, size: int = 2048) -> float:
     return rate(size, 0.5) if size > 256 else probe
 
 
+def compile_seconds() -> float:
+    """Seconds ``torch.compile`` has spent in this process so far (tracing, lowering and code generation of the
+    forward and backward graphs), from dynamo's own timers; 0.0 where this PyTorch does not keep them. The
+    loop logs each step's share as ``train/compile_s`` so a short run's first steps are not read as its
+    steady-state speed."""
+    try:
+        from torch._dynamo.utils import cumulative_time_spent_ns
+    except ImportError:
+        return 0.0
+    return cumulative_time_spent_ns.get("entire_frame_compile", 0.0) / 1e9
+
+
 def cpu_bf16_warning() -> str | None:
     """Why bf16 autocast would slow training on this CPU, or None where bf16 matmuls are not slower than fp32
     (CPUs with AMX or AVX512-BF16 run them several times faster; others emulate them)."""
