@@ -94,7 +94,10 @@ def test_recipe_data_and_prompt_render_on_fixture_rows(path: Path, tmp_path: Pat
 def test_run_yaml_is_the_main_job() -> None:
     main_job = load_experiment(base=MAIN_JOB)
     assert load_experiment(ROOT / "configs" / "run.yaml") == main_job
-    assert main_job.data.train.dataset == "synthetic" and main_job.model == "smollm2-135m"
+    # real GSM8K, decontaminated, with the calculator: the headline is measured on a real benchmark
+    assert main_job.data.train.dataset == main_job.data.test.dataset == "gsm8k"
+    assert main_job.data.test.limit >= 200 and main_job.data.decontaminate and main_job.eval.calculator
+    assert main_job.model == "smollm2-135m"
 
 
 def test_gsm8k_sweep_config_validates() -> None:
