@@ -88,7 +88,12 @@ def complete(
                     prompt_tokens=len(output.prompt_token_ids or []),
                     completion_tokens=len(choice.token_ids),
                     latency_s=latency,
-                    extra={"finish_reason_raw": choice.finish_reason},
+                    # the exact ids, as the hf backend gives them: RL trains on them, never on re-tokenized text
+                    extra={
+                        "finish_reason_raw": choice.finish_reason,
+                        "token_ids": list(choice.token_ids),
+                        "prompt_token_ids": list(output.prompt_token_ids or []),
+                    },
                 )
                 for choice in output.outputs
             ]

@@ -150,6 +150,9 @@ def test_replicas_split_the_requests_and_return_them_in_order(stand_in_vllm: Pat
         assert [c.text.split("|")[0] for c in completions] == [f"q{i}"] * requests[i].n
         assert [field(c.text, "seed") for c in completions] == [str(i)] * requests[i].n
         assert [field(c.text, "j") for c in completions] == [str(j) for j in range(requests[i].n)]
+        # the exact ids the engine generated and conditioned on (RL trains on them)
+        assert [c.extra["token_ids"] for c in completions] == [[7] * (j + 1) for j in range(requests[i].n)]
+        assert all(c.extra["prompt_token_ids"] == [1, 2, 3] for c in completions)
     served = [(field(r[0].text, "pid"), field(r[0].text, "gpus")) for r in results]
     assert {gpus for _, gpus in served} == {"4,5", "6,7"}  # two replicas, two GPUs each, no GPU shared
     assert len({pid for pid, _ in served}) == 2
