@@ -479,6 +479,7 @@ def _train(
             {
                 "max_length": cfg.max_length,
                 "mask": cfg.mask,
+                "calculator": cfg.calculator,
                 "packing": cfg.packing,
                 "prompt": cfg.prompt,
                 "total_steps": total,

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from mathsft.generation.calculator import result_spans
 from mathsft.training.tokenize import Tokenized, TokenizeStats
 
 OPEN, CLOSE = "⟦", "⟧"  # marks the supervised span in the rendered example
@@ -52,6 +53,10 @@ def write_preflight(
     """``preflight.json`` + ``preflight.md``; returns the JSON."""
     first = items[0]
     supervised_text = tokenizer.decode(first.input_ids[first.supervised].tolist())
+    if extra.get("calculator"):  # the tool's results are left out of the loss: the expected text has none
+        cuts = result_spans(response)
+        bounds = [0, *(i for span in cuts for i in span), len(response)]
+        response = "".join(response[a:b] for a, b in zip(bounds[::2], bounds[1::2], strict=True))
     report = {
         "examples": stats.to_dict(),
         "supervised_fraction": stats.supervised_tokens / max(stats.tokens, 1),
@@ -72,6 +77,7 @@ def write_preflight(
         for b in report["length_histogram"]
     )
     warnings = "".join(f"- **warning:** {w}\n" for w in extra.get("warnings", []))
+    calculator = ", the calculator's results left out" if extra.get("calculator") else ""
     md = f"""# Pre-flight
 
 - examples: {s["examples"]} read, {s["kept"]} kept; over max_length {extra["max_length"]}: \
@@ -80,7 +86,7 @@ nothing supervised was left)
 - tokens: {s["tokens"]}, supervised {s["supervised_tokens"]} ({report["supervised_fraction"]:.1%}); \
 mean length {report["mean_length"]:.1f}, longest {report["max_length_seen"]}
 - loss mask: {extra["mask"]}; packing: {extra["packing"]}; padding fraction: {padding_fraction:.1%}
-- supervised tokens of the example decode to exactly response + end-of-turn ({end_of_turn!r}): \
+- supervised tokens of the example decode to exactly response + end-of-turn ({end_of_turn!r}){calculator}: \
 {report["supervised_is_response_plus_eot"]}
 - chat template hash: {hashes["chat_template_hash"]}; prompt template {extra["prompt"]!r} hash: \
 {hashes["prompt_template_hash"]}

@@ -111,3 +111,22 @@ def test_calculator_results_are_tokenized_as_inserted_and_left_out_of_the_loss(t
     plain = tokenize_example(tokenizer, ex)
     assert plain.supervised[start:end].all()  # without the calculator every response token is a target
     assert "<<" not in problems_to_examples(problems)[0].response  # nor are the calls shown to it
+
+
+def test_preflight_checks_the_supervised_text_with_the_calculators_results_left_out(
+    tokenizer, tmp_path: Path
+) -> None:
+    from mathsft.training.preflight import write_preflight
+    from mathsft.training.tokenize import TokenizeStats
+
+    problems = load_problems("gsm8k", shared_file("gsm8k/train.jsonl"), limit=1, first=True)
+    ex = problems_to_examples(problems, calculator=True)[0]
+    item = tokenize_example(tokenizer, ex, calculator=True)
+    stats = TokenizeStats(examples=1, kept=1, tokens=len(item), supervised_tokens=int(item.supervised.sum()))
+    stats.lengths.append(len(item))
+    extra = {"max_length": 512, "mask": "completion", "packing": True, "prompt": "qwen-boxed"}
+    hashes = {"chat_template_hash": "x", "prompt_template_hash": "y"}
+    args = (tokenizer, [item], stats, ex.response, "<|im_end|>", 0.0, hashes)
+    assert write_preflight(tmp_path, *args, {**extra, "calculator": True})["supervised_is_response_plus_eot"]
+    assert "the calculator's results left out: True" in (tmp_path / "preflight.md").read_text()
+    assert not write_preflight(tmp_path, *args, extra)["supervised_is_response_plus_eot"]
