@@ -280,7 +280,7 @@ def main() -> None:
             key = "median_3_12_supervised_tokens_per_s"
             best = max(trl, key=lambda r: r[key])
             print(
-                f"  median of steps 3+: mathsft / fastest TRL ({best['name']}): {ours[key] / best[key]:.2f}x"
+                f"  median of steps 3-12: mathsft / fastest TRL ({best['name']}): {ours[key] / best[key]:.2f}x"
             )
         if ours:
             print(f"  peak: {ours['peak_flops'] / 1e9:.0f} GFLOP/s measured {precision} matmul")
