@@ -156,6 +156,15 @@ def _convert_gguf(gguf_path: Path, out_dir: Path) -> None:
     tokenizer.save_pretrained(out_dir)
 
 
+def auto_device(spec: str) -> str:
+    """``auto``: cuda where a GPU is visible, else cpu; any other spec as given."""
+    if spec != "auto":
+        return spec
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def native_bf16(device: str) -> bool:
     """Whether ``device`` computes bfloat16 natively: a CUDA GPU that supports it, or a CPU with AVX512-BF16 or
     AMX (Linux CPU flags, and oneDNN agreeing). Elsewhere bf16 is emulated and slower than float32."""

@@ -50,7 +50,7 @@ from transformers.masking_utils import sdpa_mask
 from mathsft.errors import MathsftError
 from mathsft.generation.base import Completion, Request, ResultCallback, SamplingParams
 from mathsft.generation.calculator import MAX_EXPRESSION_CHARS, call_result
-from mathsft.models import beyond_plain_attention, load_model, load_tokenizer, native_bf16
+from mathsft.models import auto_device, beyond_plain_attention, load_model, load_tokenizer, native_bf16
 
 log = logging.getLogger("mathsft.generation.hf")
 
@@ -60,8 +60,7 @@ TOOL_LOOKBACK = MAX_EXPRESSION_CHARS + 8  # tokens decoded to find an open call 
 
 
 def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+    device = auto_device(device)
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise MathsftError(f"hf backend: device {device!r} requested but CUDA is not available")
     return device

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from mathsft.config import StrictModel
-from mathsft.models import DEFAULT_MODEL, native_bf16
+from mathsft.models import DEFAULT_MODEL, auto_device, native_bf16
 
 
 class LoraConfig(StrictModel):
@@ -105,11 +105,7 @@ class LoopConfig(StrictModel):
     def _resolve_dtype(cls, data: Any) -> Any:
         """``dtype: auto`` becomes what it means on this machine, so the saved config says which ran."""
         if isinstance(data, dict) and data.get("dtype") == "auto":
-            device = str(data.get("device", "auto"))
-            if device == "auto":
-                import torch
-
-                device = "cuda" if torch.cuda.is_available() else "cpu"
+            device = auto_device(str(data.get("device", "auto")))
             data = {**data, "dtype": "bf16" if native_bf16(device) else "fp32"}
         return data
 

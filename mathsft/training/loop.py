@@ -34,7 +34,7 @@ from mathsft.config import save_resolved
 from mathsft.data.schema import Problem, SFTExample, content_hash
 from mathsft.errors import MathsftError
 from mathsft.evaluation.prompts import get_template
-from mathsft.models import load_tokenizer, resolve_model
+from mathsft.models import auto_device, load_tokenizer, resolve_model
 from mathsft.training import checkpoint as ckpt
 from mathsft.training.config import LoopConfig, TrainConfig
 from mathsft.training.data import load_training_examples, load_val_problems, problems_to_examples
@@ -121,9 +121,7 @@ class Setup:
 
 
 def pick_device(spec: str) -> torch.device:
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(spec)
+    return torch.device(auto_device(spec))
 
 
 def build(cfg: LoopConfig, total: int, dist: Dist) -> Setup:
