@@ -1,0 +1,3 @@
+import torch
+
+torch.backends.cuda.enable_cudnn_sdp(False)
