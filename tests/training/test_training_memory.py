@@ -1,12 +1,11 @@
 """Freed heap memory goes back to the OS between training phases (glibc), so fragmentation does not
-accumulate in the process's resident memory; large tensors sit on huge pages."""
+accumulate in the process's resident memory."""
 
 from __future__ import annotations
 
 import platform
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -38,36 +37,6 @@ def test_release_free_memory_returns_freed_heap_pages() -> None:
     ).stdout
     held, released = (float(x) for x in out.split())
     assert held - released > 150, (held, released)  # most of the 200 MB of holes left RSS
-
-
-HUGE_PAGES_CHILD = """
-import mathsft, torch
-x = torch.ones(64 * 1024 * 1024 // 4)  # 64 MB, touched
-print(next(int(l.split()[1]) for l in open("/proc/self/smaps_rollup") if l.startswith("AnonHugePages")))
-"""
-
-
-def _thp_mode() -> str:
-    path = Path("/sys/kernel/mm/transparent_hugepage/enabled")
-    return path.read_text().split("[")[1].split("]")[0] if path.is_file() else "absent"
-
-
-@pytest.mark.skipif(
-    _thp_mode() != "madvise", reason="only where huge pages are opt-in (madvise) does the setting decide"
-)
-def test_importing_mathsft_first_puts_large_tensors_on_huge_pages() -> None:
-    """mathsft turns on PyTorch's huge-page allocation (fewer page faults in training) when imported before
-    torch; a user's explicit THP_MEM_ALLOC_ENABLE=0 wins."""
-    env = {"PATH": "/usr/bin:/bin"}
-    on = subprocess.run([sys.executable, "-c", HUGE_PAGES_CHILD], env=env, capture_output=True, text=True)
-    off = subprocess.run(
-        [sys.executable, "-c", HUGE_PAGES_CHILD],
-        env={**env, "THP_MEM_ALLOC_ENABLE": "0"},
-        capture_output=True,
-        text=True,
-    )
-    assert int(on.stdout) >= 32 * 1024, on.stderr  # kB: most of the 64 MB
-    assert int(off.stdout) == 0, off.stderr
 
 
 def test_backward_trims_every_few_layers_and_inference_never(monkeypatch: pytest.MonkeyPatch) -> None:
