@@ -69,10 +69,16 @@ class Dist:
         if world == 1:
             return cls()
         cuda = torch.cuda.is_available()
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if cuda and local >= torch.cuda.device_count():
+            raise MathsftError(
+                f"process {local} of this node has no GPU of its own ({torch.cuda.device_count()} visible): "
+                "launch at most one process per GPU, or hide the GPUs (CUDA_VISIBLE_DEVICES='') to train "
+                "on CPU with gloo"
+            )
         if not tdist.is_initialized():
             # generous: the other ranks wait at the next collective while rank 0 runs validation generation
             tdist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(hours=2))
-        local = int(os.environ.get("LOCAL_RANK", "0"))
         device = torch.device(f"cuda:{local}") if cuda else torch.device("cpu")
         if cuda:
             torch.cuda.set_device(device)

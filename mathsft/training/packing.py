@@ -10,7 +10,8 @@ float32 whatever the forward's dtype (the kernel's bf16 backward took ~1.4x its 
 and each example is padded to a multiple of ``SEGMENT_MULTIPLE`` positions, because the CPU kernels build
 and cache code per sequence length: with packing's ever-new lengths those caches grew by ~45 MB of memory
 per step in bf16 (measured); padded, a handful of lengths recur. Models with attention dropout, and
-GPUs, run SDPA per example instead. Either way the attention is plain causal attention: a layer that asks
+GPUs, run SDPA per example instead (on GPUs never cuDNN's, which rebuilds its graph for each new
+length). Either way the attention is plain causal attention: a layer that asks
 for a sliding window shorter than an example, soft-capped scores or attention sinks is refused (train
 those with ``packing=false``).
 
@@ -26,6 +27,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from mathsft.errors import MathsftError
 from mathsft.models import beyond_plain_attention
@@ -33,6 +35,10 @@ from mathsft.training.tokenize import Tokenized
 
 PACKED_ATTENTION = "mathsft_packed"
 SEGMENT_MULTIPLE = 32  # CPU: each example's attention runs at a length rounded up to this
+# GPU: per-example SDPA without cuDNN's kernel, which PyTorch picks first on Hopper and which builds a graph
+# per new sequence length (~120 ms of host time for forward + backward on an H200): with packing nearly
+# every example is a new length, and SFT steps ran 11x slower (bench/results/gpu.md, second H200 session)
+NOT_CUDNN = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
 
 
 @dataclass
@@ -166,12 +172,13 @@ def packed_attention(
     outputs = []
     # split, not slices: the backward of a slice writes its gradient into a zero tensor of the whole
     # pack, one per example and layer; split's backward is one concatenation
-    for q, k, v in zip(*(t.split(lengths, dim=2) for t in (query, key, value)), strict=True):
-        n = q.shape[2]
-        extra = -n % multiple  # zeros after the example's end, as in ``_padded``
-        if extra:
-            q, k, v = (F.pad(t, (0, 0, 0, extra)) for t in (q, k, v))
-        outputs.append(sdpa_attention_forward(module, q, k, v, None, **kwargs)[0][:, :n])
+    with sdpa_kernel(NOT_CUDNN):  # backward runs the kernel forward chose
+        for q, k, v in zip(*(t.split(lengths, dim=2) for t in (query, key, value)), strict=True):
+            n = q.shape[2]
+            extra = -n % multiple  # zeros after the example's end, as in ``_padded``
+            if extra:
+                q, k, v = (F.pad(t, (0, 0, 0, extra)) for t in (q, k, v))
+            outputs.append(sdpa_attention_forward(module, q, k, v, None, **kwargs)[0][:, :n])
     return torch.cat(outputs, dim=1), None
 
 

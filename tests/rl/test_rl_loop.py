@@ -52,7 +52,9 @@ def command(toy: dict[str, Path], out: Path, procs: int = 1) -> list[str]:
     return [*launcher, "-m", "mathsft", "rl", *args]
 
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+# the subprocess runs are CPU runs (gloo for two processes; bitwise resume is a CPU guarantee), also on a
+# machine with one GPU, where two processes would each ask for a GPU of their own
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
 
 
 def run(cmd: list[str]) -> None:

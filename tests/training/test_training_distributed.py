@@ -160,6 +160,21 @@ def test_a_world_size_change_is_refused(
     assert "saved by 2 process(es)" in done.stderr
 
 
+def test_more_processes_than_gpus_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torchrun with 2 processes on a 1-GPU machine: rank 1 is told why, not CUDA's 'invalid device ordinal'."""
+    import torch
+
+    from mathsft.errors import MathsftError
+    from mathsft.training.distributed import Dist
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(MathsftError, match=r"no GPU of its own \(1 visible\).*CUDA_VISIBLE_DEVICES"):
+        Dist.from_env()
+
+
 def rows_of(lengths: list[int]) -> list[Tokenized]:
     return [Tokenized(np.arange(n), np.zeros(n, dtype=bool), f"r{i}") for i, n in enumerate(lengths)]
 
