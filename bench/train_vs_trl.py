@@ -4,12 +4,16 @@ Same model (bundled SmolLM2-135M-Instruct), batch 8, max length 512, lr, precisi
 Each run is its own subprocess so its peak RSS is measured alone (``os.wait4``). Supervised tokens/s
 excludes the first (warm-up) step; for TRL it is the supervised tokens of the examples each step consumed
 (counted with mathsft's tokenization: response + end-of-turn) over its measured step time; ``med 3-12`` is the median of
-steps 3-12's own rates (a 12-step run's window; 32 steps are one epoch and hold it). TRL runs with its
+steps 3-12's own rates (a 12-step run's window; 32 steps are one epoch and hold it). TRL is fed mathsft's
+batches (the examples of mathsft's step k at its step k, through a sequential sampler), so each step of the
+window costs both trainers the same data: drawn in their own orders, a step's lengths (and TRL's padding to
+the batch's longest) differed enough to move a 10-step median by 5-17% either way (``--trl-own-order`` keeps
+TRL's own shuffled sampler, as a default user would run it). TRL runs with its
 default gradient checkpointing (on); ``trl-padded-nogc`` / ``trl-packed-nogc`` turn it off (faster, more
 memory). mathsft is compared with the fastest TRL run (its speed and its own peak: the issue's criterion) and
-with the lowest TRL peak of the run (a stricter memory bar). mathsft turns on PyTorch's huge-page CPU
-allocation (``THP_MEM_ALLOC_ENABLE``, see ``mathsft/__init__.py``); TRL runs without it, its default, and
-with it under a ``-thp`` suffix (``trl-padded-nogc-thp``).
+with the lowest TRL peak of the run (a stricter memory bar). Every run gets PyTorch's default allocation
+(the caller's ``THP_MEM_ALLOC_ENABLE`` is dropped); a ``-thp`` suffix (``mathsft-thp``,
+``trl-padded-nogc-thp``) runs with its huge-page CPU allocation on.
 
     .venv/bin/python bench/train_vs_trl.py --steps 6 --json bench/results/train-vs-trl.json
 """
@@ -84,7 +88,16 @@ def run_mathsft(
     }
 
 
-def run_trl(precision: str, steps: int, out: Path, packing: bool, checkpointing: bool) -> dict:
+def mathsft_order(steps: int) -> list[int]:
+    """The examples mathsft's first ``steps`` steps take, in order (its default seed)."""
+    from mathsft.training.loop import step_indices
+
+    return [i for step in range(steps) for i in step_indices(step, N, BATCH, seed=0)]
+
+
+def run_trl(
+    precision: str, steps: int, out: Path, packing: bool, checkpointing: bool, own_order: bool
+) -> dict:
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, TrainerCallback
@@ -97,6 +110,8 @@ def run_trl(precision: str, steps: int, out: Path, packing: bool, checkpointing:
     tokenizer = load_tokenizer("smollm2-135m", padding_side="right")
     supervised = {e.id: int(tokenize_example(tokenizer, e).supervised.sum()) for e in exs}
     rows = [{"id": e.id, "prompt": e.messages[:-1], "completion": e.messages[-1:]} for e in exs]
+    if not own_order:
+        rows = [rows[i] for i in mathsft_order(steps)]
     times: list[float] = []
 
     class Timer(TrainerCallback):
@@ -126,7 +141,12 @@ def run_trl(precision: str, steps: int, out: Path, packing: bool, checkpointing:
         dataloader_num_workers=0,
         remove_unused_columns=True,
     )
-    trainer = SFTTrainer(
+
+    class SameBatches(SFTTrainer):
+        def _get_train_sampler(self, *args, **kwargs):
+            return torch.utils.data.SequentialSampler(self.train_dataset)
+
+    trainer = (SFTTrainer if own_order else SameBatches)(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(rows),
@@ -141,7 +161,7 @@ def run_trl(precision: str, steps: int, out: Path, packing: bool, checkpointing:
         sup = per_step * len(measured)
         per_step_sup = [per_step] * steps
     else:
-        ids = [exs[i].id for i in order[: steps * BATCH]]
+        ids = [rows[i]["id"] for i in order[: steps * BATCH]]
         sup = sum(supervised[i] for i in ids[BATCH:])
         per_step_sup = [sum(supervised[i] for i in ids[k * BATCH : (k + 1) * BATCH]) for k in range(steps)]
     return {
@@ -156,7 +176,7 @@ def run_trl(precision: str, steps: int, out: Path, packing: bool, checkpointing:
 
 def worker(args: argparse.Namespace) -> None:
     out = Path(args.out)
-    if args.worker == "mathsft":
+    if args.worker.startswith("mathsft"):
         result = run_mathsft(
             args.precision,
             args.steps,
@@ -174,6 +194,7 @@ def worker(args: argparse.Namespace) -> None:
             out,
             packing=args.worker.startswith("trl-packed"),
             checkpointing="-nogc" not in args.worker,
+            own_order=args.trl_own_order,
         )
     (out / "result.json").write_text(json.dumps(result))
 
@@ -202,7 +223,9 @@ def spawn(name: str, precision: str, steps: int, options: argparse.Namespace) ->
             cmd += ["--checkpoint-layers", str(options.checkpoint_layers)]
         if options.compile:
             cmd.append("--compile")
-        env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}  # TRL: PyTorch's default
+        if options.trl_own_order:
+            cmd.append("--trl-own-order")
+        env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}  # PyTorch's default
         if name.endswith("-thp"):
             env["THP_MEM_ALLOC_ENABLE"] = "1"
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
@@ -239,6 +262,9 @@ def main() -> None:
         "--checkpoint-layers", type=int, help="mathsft: with checkpointing, recompute only the first N layers"
     )
     parser.add_argument("--compile", action="store_true", help="mathsft: torch.compile the norms and MLPs")
+    parser.add_argument(
+        "--trl-own-order", action="store_true", help="TRL: its own shuffled sampler, not mathsft's batches"
+    )
     parser.add_argument("--json", type=Path, help="also write every run's numbers here")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--precision", help=argparse.SUPPRESS)
