@@ -82,7 +82,8 @@ def run_command(
     """The main job: data → baseline eval → SFT → eval (→ RL → eval, with rl:) → paired comparisons →
     report (resumable).
 
-    With no arguments: the bundled SmolLM2-135M on the bundled synthetic dataset, offline, on CPU."""
+    With no arguments (configs/run.yaml): the bundled SmolLM2-135M, SFT on 448 real GSM8K training problems
+    with the calculator tool, eval on 300 GSM8K test problems; offline (bundled GSM8K copy), on CPU."""
     from mathsft.experiments.run import STAGES, run_experiment
 
     _setup_logging()
