@@ -255,8 +255,8 @@ def finetune(cfg: ExperimentConfig, examples: list[SFTExample], val: list[Proble
 # The experiment
 
 
-# eval folder of each stage, and the label it gets in tables
-STAGES = {"baseline": "base model", "final": "after SFT", "rl-final": "after RL"}
+# eval folder of each stage, and the label it gets in tables ("before training": the config's model, base or not)
+STAGES = {"baseline": "before training", "final": "after SFT", "rl-final": "after RL"}
 
 
 @dataclass

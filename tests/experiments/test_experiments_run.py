@@ -106,7 +106,7 @@ def test_run_command_prints_table_and_report(tiny_model_dir: Path, tmp_path: Pat
     out = tmp_path / "cli"
     result = CliRunner().invoke(app, ["run", *TINY, "--model", str(tiny_model_dir), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "base model" in result.output and "after SFT" in result.output and "95% CI" in result.output
+    assert "before training" in result.output and "after SFT" in result.output and "95% CI" in result.output
     assert "McNemar" in result.output and f"report: {out / 'report' / 'report.html'}" in result.output
 
 
@@ -143,7 +143,7 @@ def test_base_sft_rl_stages_side_by_side_then_resume(smollm2_dir: Path, tmp_path
     ]  # fmt: skip
     result = CliRunner().invoke(app, ["run", *overrides])
     assert result.exit_code == 0, result.output
-    for label in ("base model", "after SFT", "after RL", "after RL − after SFT"):
+    for label in ("before training", "after SFT", "after RL", "after RL − after SFT"):
         assert label in result.output
     for stage in ("baseline", "final", "rl-final"):
         assert json.loads((out / stage / "summary.json").read_text())["n"] == 6
