@@ -10,10 +10,9 @@ float32 whatever the forward's dtype (the kernel's bf16 backward took ~1.4x its 
 and each example is padded to a multiple of ``SEGMENT_MULTIPLE`` positions, because the CPU kernels build
 and cache code per sequence length: with packing's ever-new lengths those caches grew by ~45 MB of memory
 per step in bf16 (measured); padded, a handful of lengths recur. Models with attention dropout, and
-GPUs, run SDPA per example instead (on GPUs never cuDNN's, which rebuilds its graph for each new
-length). Either way the attention is plain causal attention: a layer that asks
-for a sliding window shorter than an example, soft-capped scores or attention sinks is refused (train
-those with ``packing=false``).
+GPUs, run SDPA per example instead (on GPUs never cuDNN's, which rebuilds its graph for each new length).
+Either way the attention is plain causal attention: a layer that asks for a sliding window shorter than an
+example, soft-capped scores or attention sinks is refused (train those with ``packing=false``).
 
 Packed or padded, a batch carries only the supervised positions as targets (``target_index`` into the
 flattened hidden states), so the LM head and the loss run on those rows alone.
