@@ -4,7 +4,8 @@
 KV cache each step. This loop instead keeps up to ``batch_size`` sequences in fixed cache slots,
 each writing its keys/values at its own position (so no padding is ever attended to), evicts a
 sequence the step it finishes and refills the slot with the next waiting prompt. Prompts are
-prefilled in groups sorted by length. The model itself is the unmodified Hugging Face module: the
+prefilled in groups sorted by length, each distinct prompt once: the n samples of a request (an RL
+group, pass@k) copy its keys/values. The model itself is the unmodified Hugging Face module: the
 loop only hands it per-row ``position_ids``, a ready 4D mask and a slot cache, so any decoder-only
 architecture whose attention calls the cache's ``update`` works, as long as that attention is plain
 causal attention over the whole sequence: transformers uses a 4D mask as given, so a sliding window
@@ -233,6 +234,14 @@ class SlotCache:
         for k_all, v_all in zip(self.keys, self.values, strict=True):
             k_all[dst] = k_all[src]
             v_all[dst] = v_all[src]
+
+    def copy_prefix(self, src: list[int], dst: list[int], length: int) -> None:
+        """Copy the first ``length`` positions of slots ``src`` into slots ``dst`` (a shared prompt)."""
+        source = torch.tensor(src, device=self.keys[0].device)
+        target = torch.tensor(dst, device=self.keys[0].device)
+        for k_all, v_all in zip(self.keys, self.values, strict=True):
+            k_all[target, :, :length] = k_all[source, :, :length]
+            v_all[target, :, :length] = v_all[source, :, :length]
 
 
 @dataclass
@@ -537,17 +546,42 @@ class HFBackend:
     def _admit(
         self, waiting: deque[_Row], free: int, cache: SlotCache, start: int, params: SamplingParams
     ) -> list[tuple[_Row, int]]:
-        """Prefill up to ``free`` waiting rows into slots ``start..``; returns each row with its first token."""
+        """Prefill up to ``free`` waiting rows into slots ``start..``; returns each row with its first token.
+
+        The samples of one request share their prompt: it is prefilled once, in the slot of the request's
+        first row, and its keys/values copied to the slots of the others (as vLLM's prefix caching does
+        for n > 1), which then sample their first token from the same logits with their own generators.
+        """
         group = [waiting.popleft()]
-        while (
-            waiting
-            and len(group) < free
-            and len(group[0].prompt_ids) * (len(group) + 1)
-            <= max(self.prefill_batch_tokens, len(group[0].prompt_ids))
-        ):
+        prompts = 1  # distinct prompts in the group: what the prefill computes
+        budget = max(self.prefill_batch_tokens, len(group[0].prompt_ids))
+        while waiting and len(group) < free:
+            fresh = waiting[0].request != group[-1].request  # a request's rows are adjacent in `waiting`
+            if fresh and len(group[0].prompt_ids) * (prompts + 1) > budget:
+                break
             group.append(waiting.popleft())
+            prompts += fresh
+        # one leader per request takes the first slots and is prefilled; its followers copy its cache
+        leaders = [r for i, r in enumerate(group) if i == 0 or r.request != group[i - 1].request]
+        slot_of = {r.request: start + i for i, r in enumerate(leaders)}
+        led = {id(r) for r in leaders}
+        group = leaders + [r for r in group if id(r) not in led]
+        logits = self._prefill(leaders, cache, start)
+        if len(group) > len(leaders):
+            src = [slot_of[r.request] for r in group[len(leaders) :]]
+            cache.copy_prefix(src, list(range(start + len(leaders), start + len(group))), cache.width)
+        last = logits[torch.tensor([slot_of[r.request] - start for r in group])]
+        now = time.perf_counter()
+        for row in group:
+            row.started = now
+            row.position = len(row.prompt_ids)
+        first = sample_next(last, params, [r.generator for r in group]).tolist()
+        return list(zip(group, first, strict=True))
+
+    def _prefill(self, group: list[_Row], cache: SlotCache, start: int) -> torch.Tensor:
+        """Forward the prompts of ``group`` (longest first) into slots ``start..``; each row's last logits."""
         lengths = [len(r.prompt_ids) for r in group]
-        width = max(lengths)  # the first row is the longest: rows are admitted longest first
+        width = max(lengths)
         pad = self.tokenizer.pad_token_id or 0
         ids = torch.tensor(
             [r.prompt_ids + [pad] * (width - len(r.prompt_ids)) for r in group], device=self.device
@@ -566,13 +600,7 @@ class HFBackend:
             use_cache=True,
             logits_to_keep=torch.tensor([e - 1 for e in ends], device=self.device),
         ).logits
-        last = logits[torch.arange(len(group)), torch.tensor([ends.index(n) for n in lengths])]
-        now = time.perf_counter()
-        for row in group:
-            row.started = now
-            row.position = len(row.prompt_ids)
-        first = sample_next(last, params, [r.generator for r in group]).tolist()
-        return list(zip(group, first, strict=True))
+        return logits[torch.arange(len(group)), torch.tensor([ends.index(n) for n in lengths])]
 
     def _retire(
         self,

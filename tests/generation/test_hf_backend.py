@@ -80,6 +80,22 @@ def test_n_samples_seeded_and_independent_of_batch(backend: HFBackend, tiny_mode
     assert reseeded != first
 
 
+def test_samples_of_a_request_share_one_prefill(tiny_model_dir: Path, monkeypatch: Any) -> None:
+    """A request's n samples are prefilled once and the cache copied (RL groups, pass@k): the text is
+    what prefilling every sample on its own gives."""
+    requests = [Request(PROMPTS[1], n=4), Request(PROMPTS[3], n=3)]
+    alone = HFBackend(str(tiny_model_dir), dtype="float32", batch_size=1)  # one slot: no sharing
+    expected = texts(alone.generate(requests, SAMPLED))
+    shared = HFBackend(str(tiny_model_dir), dtype="float32", batch_size=8)
+    prefilled: list[int] = []
+    original = shared._prefill
+    monkeypatch.setattr(
+        shared, "_prefill", lambda group, *a: prefilled.append(len(group)) or original(group, *a)
+    )
+    assert texts(shared.generate(requests, SAMPLED)) == expected
+    assert prefilled == [2]  # the two prompts, once each, for seven sequences
+
+
 def test_stop_string_truncates_and_reports_stop(backend: HFBackend) -> None:
     (full,) = backend.generate([Request(PROMPTS[0])], GREEDY)[0]
     assert full.finish_reason == "length"  # a random model does not emit EOS within 12 tokens
