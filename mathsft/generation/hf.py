@@ -263,21 +263,36 @@ class _Row:
 def sample_next(
     logits: torch.Tensor, params: SamplingParams, generators: Sequence[torch.Generator | None]
 ) -> torch.Tensor:
-    """Next token per row: argmax when greedy, else temperature / top-k / top-p sampling."""
+    """Next token per row: argmax when greedy, else temperature / top-k / top-p sampling. The vocabulary is
+    sorted only when top-p needs it (a 64 x 49k sort took ~0.5 s a decode step on a 2-core CPU)."""
     if params.greedy:
         return logits.argmax(dim=-1)
     logits = logits.float() / params.temperature
-    if params.top_k > 0:
+    vocab_index = None
+    if params.top_k > 0:  # topk returns them sorted, as top-p below needs
         logits, vocab_index = logits.topk(min(params.top_k, logits.shape[-1]), dim=-1)
-    else:
+    elif params.top_p < 1.0:
         logits, vocab_index = logits.sort(dim=-1, descending=True)
     probs = logits.softmax(dim=-1)
     if params.top_p < 1.0:
         # drop tokens whose preceding mass already exceeds top_p (the top token always stays)
         drop = probs.cumsum(dim=-1) - probs > params.top_p
         probs = probs.masked_fill(drop, 0.0)
-    picks = torch.cat([torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(generators)])
-    return vocab_index.gather(-1, picks[:, None])[:, 0]
+    picks = draw(probs, generators)
+    return picks if vocab_index is None else vocab_index.gather(-1, picks[:, None])[:, 0]
+
+
+def draw(probs: torch.Tensor, generators: Sequence[torch.Generator | None]) -> torch.Tensor:
+    """One index per row, drawn from the row's (unnormalized) probabilities with the row's generator, by
+    inverting the cumulative sum with one uniform number: exact, and ~50x cheaper on CPU than a
+    ``torch.multinomial`` call per row (~1.7 ms each over a 49k vocabulary)."""
+    uniform = torch.cat(
+        [torch.rand(1, generator=g, dtype=torch.float64, device=probs.device) for g in generators]
+    )
+    cdf = probs.cumsum(dim=-1, dtype=torch.float64)
+    # the first index whose cumulative mass exceeds u * total: a token of zero probability never is one
+    picks = torch.searchsorted(cdf, (uniform * cdf[:, -1])[:, None], right=True)[:, 0]
+    return picks.clamp_(max=probs.shape[-1] - 1)
 
 
 def completion_generator(seed: int, sample: int, device: str) -> torch.Generator:

@@ -14,7 +14,7 @@ from torch import nn
 from mathsft.errors import MathsftError
 from mathsft.generation import make_backend
 from mathsft.generation.base import Request, SamplingParams
-from mathsft.generation.hf import HFBackend
+from mathsft.generation.hf import HFBackend, draw, sample_next
 
 PROMPTS = [
     "What is 2 + 3?",
@@ -94,6 +94,29 @@ def test_samples_of_a_request_share_one_prefill(tiny_model_dir: Path, monkeypatc
     )
     assert texts(shared.generate(requests, SAMPLED)) == expected
     assert prefilled == [2]  # the two prompts, once each, for seven sequences
+
+
+def test_draw_samples_each_row_from_its_probabilities_with_its_generator() -> None:
+    probs = torch.tensor([[0.1, 0.0, 0.6, 0.3], [0.0, 0.0, 2.0, 2.0]])  # rows need not sum to 1
+    generators = [torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)]
+    counts = torch.zeros(2, 4)
+    for _ in range(20_000):
+        counts[torch.arange(2), draw(probs, generators)] += 1
+    assert torch.allclose(counts / 20_000, probs / probs.sum(-1, keepdim=True), atol=0.015)
+    assert counts[:, 1].sum() == 0 and counts[1, 0] == 0  # a token of zero probability never comes up
+    seeded = [draw(probs, [torch.Generator().manual_seed(s) for s in (5, 6)]).tolist() for _ in range(2)]
+    assert seeded[0] == seeded[1]  # the same generator states, the same tokens
+
+
+def test_top_k_and_top_p_keep_only_the_tokens_they_name() -> None:
+    logits = torch.log(torch.tensor([[0.05, 0.6, 0.05, 0.25, 0.05]])).repeat(200, 1)
+    generators = [torch.Generator().manual_seed(i) for i in range(200)]
+    top2 = sample_next(logits, SamplingParams(max_new_tokens=1, temperature=1.0, top_k=2), generators)
+    assert set(top2.tolist()) == {1, 3}
+    nucleus = sample_next(logits, SamplingParams(max_new_tokens=1, temperature=1.0, top_p=0.5), generators)
+    assert set(nucleus.tolist()) == {1}  # the top token alone already holds 0.6 > 0.5
+    plain = sample_next(logits, SamplingParams(max_new_tokens=1, temperature=1.0), generators)
+    assert set(plain.tolist()) == {0, 1, 2, 3, 4}
 
 
 def test_stop_string_truncates_and_reports_stop(backend: HFBackend) -> None:
