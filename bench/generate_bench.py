@@ -6,7 +6,15 @@ precisions of ``--dtypes``. Only real generated tokens count: each row up to and
 EOS (a finished row that ``generate`` keeps padding does not count). Greedy outputs are compared with
 ``plain`` at the same precision and batch size (or the first one measured).
 
+With ``--samples N`` (sampled at ``--temperature``, no top-k/top-p, as RL rollouts and pass@k draw) each
+prompt gets N completions: ``plain`` calls ``generate`` with ``num_return_sequences=N`` on ``batch / N``
+prompts at a time, ``hf`` sends one request of n=N per prompt (its samples share one prefill),
+``hf-unshared`` N requests of one sample (each prefilled), ``hf-sort-sampler`` the backend with the
+sampler it had before (the vocabulary sorted and one ``torch.multinomial`` call per row each step).
+
 CPU (issue 4):   python bench/generate_bench.py --dtypes float32,bfloat16 --draft-tokens 0,4
+CPU, sampled:    python bench/generate_bench.py --dtypes bfloat16 --samples 8 --temperature 1.0 \
+                     --batch-sizes 64 --max-new-tokens 128 --modes plain,hf,hf-unshared,hf-sort-sampler
 GPU (issue 8):   python bench/generate_bench.py --device cuda --batch-sizes 1,32,128 --n-prompts 256 \\
                      --random-init-config qwen2.5-0.5b --modes plain,hf
 """
@@ -14,6 +22,7 @@ GPU (issue 8):   python bench/generate_bench.py --device cuda --batch-sizes 1,32
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import platform
@@ -24,11 +33,13 @@ import torch
 from random_models import RANDOM_CONFIGS, build_random_model
 
 from mathsft.data import load_problems, synthetic_problems
+from mathsft.generation import hf as hf_module
 from mathsft.generation.base import Request, SamplingParams
 from mathsft.generation.hf import HFBackend
 from mathsft.models import load_model, load_tokenizer
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gsm8k" / "test.jsonl"
+SAMPLE_NEXT = hf_module.sample_next
 SUFFIX = "\nPlease reason step by step, and put your final answer within \\boxed{}."
 
 
@@ -40,18 +51,35 @@ def real_tokens(row: list[int], eos: set[int]) -> list[int]:
 
 
 def run_generate(
-    model, tokenizer, prompts: list[str], batch: int, max_new: int, eos: set[int]
+    model, tokenizer, prompts: list[str], batch: int, params: SamplingParams, samples: int, eos: set[int]
 ) -> list[list[int]]:
     outputs: list[list[int]] = []
-    for start in range(0, len(prompts), batch):
+    sampling = {} if params.greedy else {"temperature": params.temperature, "top_k": 0, "top_p": 1.0}
+    step = max(1, batch // samples)  # prompts per call: batch sequences decoded together
+    for start in range(0, len(prompts), step):
         enc = tokenizer(
-            prompts[start : start + batch], return_tensors="pt", padding=True, add_special_tokens=False
+            prompts[start : start + step], return_tensors="pt", padding=True, add_special_tokens=False
         )
         enc = enc.to(model.device)
         with torch.inference_mode():
-            out = model.generate(**enc, max_new_tokens=max_new, do_sample=False)
+            out = model.generate(
+                **enc,
+                max_new_tokens=params.max_new_tokens,
+                do_sample=not params.greedy,
+                num_return_sequences=samples,
+                **sampling,
+            )
         outputs += [real_tokens(row.tolist(), eos) for row in out[:, enc["input_ids"].shape[1] :]]
     return outputs
+
+
+def sort_sampler(logits: torch.Tensor, params: SamplingParams, generators: list) -> torch.Tensor:
+    """The hf backend's sampler before 272bd88 (no top-k/top-p): the vocabulary sorted each step, then one
+    ``torch.multinomial`` call per row; kept here to measure against."""
+    logits, vocab_index = (logits.float() / params.temperature).sort(dim=-1, descending=True)
+    probs = logits.softmax(dim=-1)
+    picks = torch.cat([torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(generators)])
+    return vocab_index.gather(-1, picks[:, None])[:, 0]
 
 
 def timed(fn):
@@ -76,11 +104,11 @@ def bench_dtype(
     params: SamplingParams,
     draft_tokens: list[int],
     profile: bool = False,
+    samples: int = 1,
 ) -> list[dict]:
     """Every requested mode at one precision; greedy outputs are compared with ``plain`` at this precision."""
     rows: list[dict] = []
     references: dict[int, list[list[int]]] = {}
-    max_new = params.max_new_tokens
 
     def record(
         mode: str, batch: int, outputs: list[list[int]], seconds: float, ref_batch: int | None
@@ -104,21 +132,42 @@ def bench_dtype(
         model = load_model(model_spec, dtype=dtype, device=device)
         eos_cfg = model.generation_config.eos_token_id
         eos = set(eos_cfg if isinstance(eos_cfg, list) else [eos_cfg])
+        run_generate(
+            model,
+            tokenizer,
+            prompts[:1],
+            samples,
+            dataclasses.replace(params, max_new_tokens=4),
+            samples,
+            eos,
+        )
         if "single" in modes:
-            outputs, seconds = timed(lambda: run_generate(model, tokenizer, prompts, 1, max_new, eos))
+            outputs, seconds = timed(
+                lambda: run_generate(model, tokenizer, prompts, samples, params, samples, eos)
+            )
             record("single", 1, outputs, seconds, None)
         if "plain" in modes:
             for batch in batch_sizes:
                 outputs, seconds = timed(
-                    lambda b=batch: run_generate(model, tokenizer, prompts, b, max_new, eos)
+                    lambda b=batch: run_generate(model, tokenizer, prompts, b, params, samples, eos)
                 )
-                references[batch] = outputs
+                if params.greedy:
+                    references[batch] = outputs
                 record("plain", batch, outputs, seconds, None)
         del model
-    if "hf" in modes:
-        for batch, drafts in itertools.product(batch_sizes, draft_tokens):
-            backend = HFBackend(model_spec, dtype=dtype, device=device, batch_size=batch, draft_tokens=drafts)
-            requests = [Request(c) for c in chats]  # rendered by the backend, as ``prompts`` were
+    for hf_mode, (batch, drafts) in itertools.product(
+        [m for m in modes if m.startswith("hf")], itertools.product(batch_sizes, draft_tokens)
+    ):
+        backend = HFBackend(model_spec, dtype=dtype, device=device, batch_size=batch, draft_tokens=drafts)
+        # rendered by the backend, as ``prompts`` were; hf-unshared: each sample its own request
+        if hf_mode == "hf-unshared":
+            requests = [Request(c, seed=i * samples + j) for i, c in enumerate(chats) for j in range(samples)]
+        else:
+            requests = [Request(c, n=samples, seed=i) for i, c in enumerate(chats)]
+        if hf_mode == "hf-sort-sampler":
+            hf_module.sample_next = sort_sampler
+        try:
+            backend.generate(requests[:1], dataclasses.replace(params, max_new_tokens=4))  # warm-up
             if profile:  # where the time goes: matmuls, attention, the many small element-wise ops
                 from torch.profiler import ProfilerActivity
                 from torch.profiler import profile as torch_profile
@@ -128,14 +177,18 @@ def bench_dtype(
                 print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
             else:
                 results, seconds = timed(lambda b=backend, r=requests: b.generate(r, params))
-            outputs = [c[0].extra["token_ids"] for c in results]
-            ref_batch = batch if batch in references else next(iter(references), None)
-            stats = backend.draft_stats
-            mode = f"hf (packed={backend.packed_linears > 0}, draft_tokens={drafts})"
-            if drafts:
-                mode += f", {stats['accepted']}/{stats['proposed']} drafts accepted"
-            record(mode, batch, outputs, seconds, ref_batch)
-            backend.close()
+        finally:
+            hf_module.sample_next = SAMPLE_NEXT
+        outputs = [c.extra["token_ids"] for cs in results for c in cs]
+        ref_batch = (
+            (batch if batch in references else next(iter(references), None)) if params.greedy else None
+        )
+        stats = backend.draft_stats
+        mode = f"{hf_mode} (packed={backend.packed_linears > 0}, draft_tokens={drafts})"
+        if drafts:
+            mode += f", {stats['accepted']}/{stats['proposed']} drafts accepted"
+        record(mode, batch, outputs, seconds, ref_batch)
+        backend.close()
     return rows
 
 
@@ -155,6 +208,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--draft-tokens", default="0", help="comma list: hf backend prompt-lookup drafts per step (0 = off)"
     )
+    parser.add_argument("--samples", type=int, default=1, help="completions per prompt (sampled when > 1)")
+    parser.add_argument("--temperature", type=float, default=0.0, help="0: greedy")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     parser.add_argument(
         "--profile", action="store_true", help="print the hf backend's top operators (slows it down)"
@@ -177,10 +232,11 @@ def main(argv: list[str] | None = None) -> None:
     prompts = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True) for c in chats]
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     modes = args.modes.split(",")
-    params = SamplingParams(max_new_tokens=args.max_new_tokens)
+    params = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=0)
     rows: list[dict] = []
     print(
-        f"model={model_spec} device={args.device} prompts={len(prompts)} max_new_tokens={args.max_new_tokens} "
+        f"model={model_spec} device={args.device} prompts={len(prompts)} x {args.samples} samples at "
+        f"temperature {args.temperature} max_new_tokens={args.max_new_tokens} "
         f"threads={torch.get_num_threads()} torch={torch.__version__} cpu={platform.processor() or platform.machine()}"
     )
     for dtype in args.dtypes.split(","):
@@ -196,6 +252,7 @@ def main(argv: list[str] | None = None) -> None:
             params,
             [int(k) for k in args.draft_tokens.split(",")],
             args.profile,
+            args.samples,
         )
     print()
     print("| mode | dtype | batch | generated tokens | seconds | tokens/s | greedy same as plain |")
