@@ -76,8 +76,8 @@ def straight(toy: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> 
 def test_a_tiny_model_learns_to_answer_7(smollm2_dir: Path, tmp_path: Path) -> None:
     model = save_toy_model(tmp_path / "model", smollm2_dir)
     cfg = RLConfig(
-        model=str(model), out=str(tmp_path / "run"), max_steps=12, batch_size=2, group_size=8,
-        max_new_tokens=2, lr=0.02, adam_eps=0.01, log={"progress": False},
+        model=str(model), out=str(tmp_path / "run"), max_steps=16, batch_size=2, group_size=8,
+        max_new_tokens=2, lr=0.015, adam_eps=0.01, log={"progress": False},
     )  # fmt: skip
     run_dir = rl(cfg, problems=toy_problems(4))
     rewards = [r["rl/reward_mean"] for r in rows(run_dir / "metrics.jsonl")]
