@@ -264,7 +264,7 @@ def sample_next(
     logits: torch.Tensor, params: SamplingParams, generators: Sequence[torch.Generator | None]
 ) -> torch.Tensor:
     """Next token per row: argmax when greedy, else temperature / top-k / top-p sampling. The vocabulary is
-    sorted only when top-p needs it (a 64 x 49k sort took ~0.5 s a decode step on a 2-core CPU)."""
+    sorted only when top-p needs it: sorting it every step made sampled decoding ~1.7x slower (BENCHMARKS.md)."""
     if params.greedy:
         return logits.argmax(dim=-1)
     logits = logits.float() / params.temperature
@@ -284,8 +284,8 @@ def sample_next(
 
 def draw(probs: torch.Tensor, generators: Sequence[torch.Generator | None]) -> torch.Tensor:
     """One index per row, drawn from the row's (unnormalized) probabilities with the row's generator, by
-    inverting the cumulative sum with one uniform number: exact, and ~50x cheaper on CPU than a
-    ``torch.multinomial`` call per row (~1.7 ms each over a 49k vocabulary)."""
+    inverting the cumulative sum with one uniform number: exact, and on CPU far cheaper than a
+    ``torch.multinomial`` call per row over the whole vocabulary."""
     uniform = torch.cat(
         [torch.rand(1, generator=g, dtype=torch.float64, device=probs.device) for g in generators]
     )
@@ -577,10 +577,10 @@ class HFBackend:
             group.append(waiting.popleft())
             prompts += fresh
         # one leader per request takes the first slots and is prefilled; its followers copy its cache
-        leaders = [r for i, r in enumerate(group) if i == 0 or r.request != group[i - 1].request]
+        leads = [i == 0 or r.request != group[i - 1].request for i, r in enumerate(group)]
+        leaders = [r for r, lead in zip(group, leads, strict=True) if lead]
         slot_of = {r.request: start + i for i, r in enumerate(leaders)}
-        led = {id(r) for r in leaders}
-        group = leaders + [r for r in group if id(r) not in led]
+        group = leaders + [r for r, lead in zip(group, leads, strict=True) if not lead]
         logits = self._prefill(leaders, cache, start)
         if len(group) > len(leaders):
             src = [slot_of[r.request] for r in group[len(leaders) :]]
