@@ -132,6 +132,7 @@ def summary_line(stats: dict[str, Any], cfg: TracesConfig) -> str:
         f"accepted={acc['accepted']} ({acc['acceptance_rate']:.3f}) "
         f"samples/s={stats['this_run']['samples_per_s']} "
         f"retries={(stats.get('requests') or {}).get('retries', 0)} failures: {failed}\n"
-        f"wrote {Path(cfg.out or '.') / 'sft.jsonl'} and stats.json "
+        f"wrote {Path(cfg.out or '.') / 'sft.jsonl'}, problems.jsonl "
+        f"({acc['problems_kept']} problems in the pass-rate range) and stats.json "
         f"(contamination: {json.dumps(stats['contamination'].get('contaminated_total', stats['contamination']))})"
     )

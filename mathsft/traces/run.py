@@ -2,9 +2,9 @@
 
 Flow: load problems -> read ``samples.jsonl`` (resume) -> request only the missing (problem,
 sample_index) pairs -> grade and append each completion as it arrives -> rebuild ``sft.jsonl``,
-``sft.parquet`` and ``stats.json`` from the whole log. The outputs are a pure function of the log and
-the selection settings, so rerunning with other ``--keep``/threshold settings re-selects without
-generating anything.
+``sft.parquet``, ``problems.jsonl`` (the problems kept, e.g. for RL) and ``stats.json`` from the whole log.
+The outputs are a pure function of the log and the selection settings, so rerunning with other
+``--keep``/threshold settings re-selects without generating anything.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import logging
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from mathsft.errors import MathsftError
 from mathsft.generation.base import Backend, Completion, Request, SamplingParams
 from mathsft.traces.cleaning import clean_trace, split_think
 from mathsft.traces.config import TracesConfig
-from mathsft.traces.selection import reward, select_problem
+from mathsft.traces.selection import pass_rate, reward, select_problem
 from mathsft.traces.store import SampleLog
 
 log = logging.getLogger("mathsft.traces")
@@ -409,6 +410,8 @@ def _write_outputs(
     rows = {key: row for key, row in store.rows.items() if key[0] in ids}
     examples, selection = build_sft(cfg, problems, rows)
     write_jsonl(out / "sft.jsonl", examples)
+    kept = kept_problems(cfg, problems, rows)
+    write_jsonl(out / "problems.jsonl", kept)
     if examples:
         write_parquet(out / "sft.parquet", examples)
     else:
@@ -447,6 +450,7 @@ def _write_outputs(
             "accepted": len(examples),
             "acceptance_rate": len(examples) / samples if samples else 0.0,
             "problems_with_accepted": len(accepted_ids),
+            "problems_kept": len(kept),
             **selection,
         },
         "tokens": {
@@ -458,10 +462,34 @@ def _write_outputs(
         "contamination": _contamination(cfg, [p for p in problems if p.id in accepted_ids])
         if accepted_ids
         else {"skipped": "no accepted traces"},
-        "outputs": {"samples": "samples.jsonl", "sft": "sft.jsonl", "sft_parquet": "sft.parquet"},
+        "outputs": {
+            "samples": "samples.jsonl",
+            "sft": "sft.jsonl",
+            "sft_parquet": "sft.parquet",
+            "problems": "problems.jsonl",
+        },
     }
     (out / "stats.json").write_text(json.dumps(stats, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return stats
+
+
+def kept_problems(
+    cfg: TracesConfig, problems: list[Problem], rows: dict[tuple[str, int], dict[str, Any]]
+) -> list[Problem]:
+    """The sampled problems whose pass rate lies in [``min_pass_rate``, ``max_pass_rate``], in the
+    normalized form (``dataset: problems`` reads them back), each with its pass rate in ``meta``: an RL
+    problem set filtered by difficulty, the problems the starting policy sometimes, not always, solves,
+    as Skywork-OR1 and Polaris filter theirs offline (a group of all-equal rewards gives GRPO nothing).
+    Unlike ``sft.jsonl`` it does not depend on which traces survive cleaning."""
+    by_problem: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for (pid, _), row in rows.items():
+        by_problem[pid].append(row)
+    rates = {p.id: pass_rate(by_problem[p.id]) for p in problems if by_problem.get(p.id)}
+    return [
+        replace(p, meta={**p.meta, "pass_rate": rates[p.id]})
+        for p in problems
+        if p.id in rates and cfg.min_pass_rate <= rates[p.id] <= cfg.max_pass_rate
+    ]
 
 
 def _read_json(path: Path) -> dict[str, Any]:

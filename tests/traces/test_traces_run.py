@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from openai_stub import StubServer, StubSettings
 
+from mathsft.data import load_problems
 from mathsft.data.schema import Problem
 from mathsft.errors import MathsftError
 from mathsft.generation.openai import GenerationError
@@ -181,6 +182,21 @@ def test_reselection_needs_no_requests_and_other_settings_are_refused(tmp_path):
     sft = [json.loads(line) for line in (out / "sft.jsonl").read_text().splitlines()]
     assert len({e["meta"]["problem_id"] for e in sft}) == len(sft)
     assert (out / "sft.parquet").is_file() and (out / "config.yaml").is_file()
+
+
+def test_the_problems_the_pass_rate_filter_keeps_read_back_as_an_rl_problem_set(tmp_path):
+    problems = make_problems(12)
+    out = tmp_path / "run"
+    with StubServer(StubSettings(answers={p.problem: p.answer for p in problems})) as server:
+        stats = run_traces(config(server.url, out, min_pass_rate=0.25, max_pass_rate=0.75), problems=problems)
+    correct = Counter(r["problem_id"] for r in read_rows(out) if r["correct"])
+    expected = {pid: n / K for pid, n in correct.items() if 1 <= n <= 3}  # truncated right ones count too
+    assert 0 < len(expected) < len(problems)  # the filter dropped some problems and kept some
+    kept = load_problems("problems", out / "problems.jsonl")
+    assert {p.id: p.meta["pass_rate"] for p in kept} == expected
+    originals = {p.id: p for p in problems}
+    assert all((p.problem, p.answer) == (originals[p.id].problem, originals[p.id].answer) for p in kept)
+    assert stats["acceptance"]["problems_kept"] == len(kept)
 
 
 def test_reasoning_channel_is_kept_as_think_block(tmp_path):
