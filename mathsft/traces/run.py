@@ -187,13 +187,19 @@ def _requests(cfg: TracesConfig, problems: list[Problem], done: set[tuple[str, i
     return requests
 
 
+def rows_by_problem(rows: dict[tuple[str, int], dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The logged sample rows grouped by problem id."""
+    by_problem: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for (pid, _), row in rows.items():
+        by_problem[pid].append(row)
+    return by_problem
+
+
 def build_sft(
     cfg: TracesConfig, problems: list[Problem], rows: dict[tuple[str, int], dict[str, Any]]
 ) -> tuple[list[SFTExample], dict[str, Any]]:
     """Select and clean the logged samples of ``problems`` into SFT examples, plus the selection stats."""
-    by_problem: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for (pid, _), row in rows.items():
-        by_problem[pid].append(row)
+    by_problem = rows_by_problem(rows)
     examples: list[SFTExample] = []
     rejected: Counter[str] = Counter()
     pass_rates: dict[str, float] = {}
@@ -481,9 +487,7 @@ def kept_problems(
     problem set filtered by difficulty, the problems the starting policy sometimes, not always, solves,
     as Skywork-OR1 and Polaris filter theirs offline (a group of all-equal rewards gives GRPO nothing).
     Unlike ``sft.jsonl`` it does not depend on which traces survive cleaning."""
-    by_problem: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for (pid, _), row in rows.items():
-        by_problem[pid].append(row)
+    by_problem = rows_by_problem(rows)
     rates = {p.id: pass_rate(by_problem[p.id]) for p in problems if by_problem.get(p.id)}
     return [
         replace(p, meta={**p.meta, "pass_rate": rates[p.id]})

@@ -190,7 +190,7 @@ def test_the_problems_the_pass_rate_filter_keeps_read_back_as_an_rl_problem_set(
     with StubServer(StubSettings(answers={p.problem: p.answer for p in problems})) as server:
         stats = run_traces(config(server.url, out, min_pass_rate=0.25, max_pass_rate=0.75), problems=problems)
     correct = Counter(r["problem_id"] for r in read_rows(out) if r["correct"])
-    expected = {pid: n / K for pid, n in correct.items() if 1 <= n <= 3}  # truncated right ones count too
+    expected = {pid: n / K for pid, n in correct.items() if 1 <= n <= 3}
     assert 0 < len(expected) < len(problems)  # the filter dropped some problems and kept some
     kept = load_problems("problems", out / "problems.jsonl")
     assert {p.id: p.meta["pass_rate"] for p in kept} == expected
