@@ -71,9 +71,12 @@ def compare_command(
     resamples: Annotated[int, typer.Option(help="Paired bootstrap resamples")] = 10000,
     seed: Annotated[int, typer.Option()] = 0,
     out: Annotated[Path | None, typer.Option(help="Also write the comparison as JSON here")] = None,
+    common: Annotated[
+        bool, typer.Option(help="Pair on the problems both evaluated (e.g. a subset vs the full test)")
+    ] = False,
 ) -> None:
     """Paired comparison of two evals on the same problems: difference, paired bootstrap CI, McNemar p."""
-    result = compare_dirs(run_a, run_b, resamples, seed)
+    result = compare_dirs(run_a, run_b, resamples, seed, common)
     typer.echo(format_comparison(result))
     if out is not None:
         out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

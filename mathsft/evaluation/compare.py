@@ -32,20 +32,27 @@ def read_results(run_dir: str | Path) -> list[dict[str, Any]]:
 
 
 def compare_results(
-    rows_a: Sequence[dict[str, Any]], rows_b: Sequence[dict[str, Any]], resamples: int = 10000, seed: int = 0
+    rows_a: Sequence[dict[str, Any]],
+    rows_b: Sequence[dict[str, Any]],
+    resamples: int = 10000,
+    seed: int = 0,
+    common: bool = False,
 ) -> dict[str, Any]:
     """Accuracy of B minus A with a paired bootstrap CI, and McNemar's exact test on the first sample of
-    each problem (binary outcomes). Refuses when the two runs did not see the same problems."""
+    each problem (binary outcomes). Refuses when the two runs did not see the same problems, unless
+    ``common``: then it pairs on the problems both saw (e.g. a 300-problem baseline against a full-test
+    eval) and counts the ones it left out of each."""
     a = {str(r["id"]): r for r in rows_a}
     b = {str(r["id"]): r for r in rows_b}
-    if a.keys() != b.keys():
-        only_a, only_b = sorted(a.keys() - b.keys()), sorted(b.keys() - a.keys())
+    only_a, only_b = sorted(a.keys() - b.keys()), sorted(b.keys() - a.keys())
+    if (only_a or only_b) and not (common and a.keys() & b.keys()):
         raise MathsftError(
             "the runs did not evaluate the same problems "
             f"({len(only_a)} only in A, e.g. {only_a[:3]}; {len(only_b)} only in B, e.g. {only_b[:3]}); "
             "a paired comparison needs identical problem sets"
+            + ("" if common else " (--common pairs on the problems both evaluated)")
         )
-    ids = sorted(a)
+    ids = sorted(a.keys() & b.keys())
     score_a = [float(a[i]["correct"]) for i in ids]
     score_b = [float(b[i]["correct"]) for i in ids]
     first_a = [_first_correct(a[i]) for i in ids]
@@ -63,6 +70,8 @@ def compare_results(
         "mcnemar_p": mcnemar_exact(a_only, b_only),
         "a_only_correct": a_only,
         "b_only_correct": b_only,
+        "left_out_a": len(only_a),
+        "left_out_b": len(only_b),
     }
 
 
@@ -72,9 +81,9 @@ def _first_correct(row: dict[str, Any]) -> bool:
 
 
 def compare_dirs(
-    dir_a: str | Path, dir_b: str | Path, resamples: int = 10000, seed: int = 0
+    dir_a: str | Path, dir_b: str | Path, resamples: int = 10000, seed: int = 0, common: bool = False
 ) -> dict[str, Any]:
-    result = compare_results(read_results(dir_a), read_results(dir_b), resamples, seed)
+    result = compare_results(read_results(dir_a), read_results(dir_b), resamples, seed, common)
     return {"a": str(dir_a), "b": str(dir_b), **result}
 
 
@@ -86,4 +95,14 @@ def format_comparison(result: dict[str, Any]) -> str:
         f"n={result['n']} diff(B-A)={result['diff']:+.4f} 95% CI [{lo:+.3f}, {hi:+.3f}] "
         f"McNemar exact p={result['mcnemar_p']:.4g} "
         f"(only A correct: {result['a_only_correct']}, only B correct: {result['b_only_correct']})"
+        + _left_out(result)
+    )
+
+
+def _left_out(result: dict[str, Any]) -> str:
+    a, b = result.get("left_out_a", 0), result.get("left_out_b", 0)
+    return (
+        f"\npaired on the {result['n']} problems both evaluated; left out: {a} of A's, {b} of B's"
+        if a or b
+        else ""
     )

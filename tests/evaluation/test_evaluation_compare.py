@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mathsft.errors import MathsftError
-from mathsft.evaluation.compare import compare_dirs, read_results
+from mathsft.evaluation.compare import compare_dirs, format_comparison, read_results
 
 
 def _write(dir_: Path, outcomes: dict[str, bool]) -> Path:
@@ -48,3 +48,16 @@ def test_resumed_rows_last_one_wins_and_bad_lines_are_located(tmp_path: Path) ->
         f.write("{not json\n")
     with pytest.raises(MathsftError, match=r"results.jsonl, line 3"):
         read_results(run)
+
+
+def test_common_pairs_a_subset_eval_with_a_full_eval_and_counts_what_it_left_out(tmp_path: Path) -> None:
+    a = _write(tmp_path / "a", {"p1": False, "p2": False, "p3": True})
+    b = _write(tmp_path / "b", {"p1": True, "p2": True, "p3": True, "p4": False, "p5": True})
+    result = compare_dirs(a, b, common=True)
+    assert result["n"] == 3
+    assert (result["a_only_correct"], result["b_only_correct"]) == (0, 2)
+    assert (result["left_out_a"], result["left_out_b"]) == (0, 2)
+    assert "left out: 0 of A's, 2 of B's" in format_comparison(result)
+    disjoint = _write(tmp_path / "c", {"q1": True})
+    with pytest.raises(MathsftError, match="same problems"):
+        compare_dirs(a, disjoint, common=True)
