@@ -100,7 +100,7 @@ def format_comparison(result: dict[str, Any]) -> str:
 
 
 def _left_out(result: dict[str, Any]) -> str:
-    a, b = result.get("left_out_a", 0), result.get("left_out_b", 0)
+    a, b = result["left_out_a"], result["left_out_b"]
     return (
         f"\npaired on the {result['n']} problems both evaluated; left out: {a} of A's, {b} of B's"
         if a or b
