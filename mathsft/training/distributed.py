@@ -91,7 +91,11 @@ class Dist:
     def __enter__(self) -> Dist:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is None:
+            # no rank may tear gloo down while a peer still talks to it (seen as a rare SIGABRT,
+            # "terminate called without an active exception", on one rank at the end of a finished run)
+            self.barrier()
         self.close()
 
     def close(self) -> None:
