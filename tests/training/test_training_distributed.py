@@ -268,3 +268,22 @@ def test_the_slurm_script_on_two_nodes_ends_with_the_weights_of_one_process(
     assert json.loads((out / "manifest.json").read_text())["world_size"] == 2
     one, nodes = weights(runs[1]), weights(out)
     assert max(float((one[k] - nodes[k]).abs().max()) for k in one) < 1e-5
+
+
+def test_the_slurm_script_takes_the_first_host_of_a_long_node_list(tmp_path: Path) -> None:
+    """A large allocation lists many hosts: reading only the first must not kill the job with SIGPIPE under
+    the script's `pipefail` (it did with `head -n 1`, exit 141, no message)."""
+    shims = tmp_path / "bin"
+    shims.mkdir()
+    bodies = {"scontrol": "seq -f 'node%g' 1 200000\n", "srun": 'echo "$@"\n'}
+    for name, body in bodies.items():
+        (shims / name).write_text("#!/bin/bash\n" + body)
+        (shims / name).chmod(0o755)
+    env = {
+        **os.environ,
+        "PATH": os.pathsep.join([str(shims), os.environ["PATH"]]),
+        "SLURM_JOB_NODELIST": "node[1-200000]", "SLURM_NNODES": "200000", "SLURM_JOB_ID": "7", "PORT": "29500",
+    }  # fmt: skip
+    done = subprocess.run(["bash", str(SLURM_SCRIPT), "--out", "o"], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "--rdzv-endpoint node1:29500" in done.stdout
