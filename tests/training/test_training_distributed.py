@@ -240,16 +240,21 @@ SHIMS = {  # SLURM's two commands the script calls, standing in for a 2-node all
 }
 
 
+def write_shims(folder: Path, bodies: dict[str, str]) -> Path:
+    """Executable bash stand-ins for SLURM's commands, in ``folder`` (put it first on PATH)."""
+    folder.mkdir()
+    for name, body in bodies.items():
+        (folder / name).write_text("#!/bin/bash\n" + body)
+        (folder / name).chmod(0o755)
+    return folder
+
+
 def test_the_slurm_script_on_two_nodes_ends_with_the_weights_of_one_process(
     runs: dict, tiny_model_dir: Path, files: tuple[Path, Path], tmp_path: Path
 ) -> None:
     import socket
 
-    shims = tmp_path / "bin"
-    shims.mkdir()
-    for name, body in SHIMS.items():
-        (shims / name).write_text("#!/bin/bash\n" + body)
-        (shims / name).chmod(0o755)
+    shims = write_shims(tmp_path / "bin", SHIMS)
     with socket.socket() as probe:  # a free port for the c10d rendezvous
         probe.bind(("localhost", 0))
         port = probe.getsockname()[1]
@@ -273,12 +278,7 @@ def test_the_slurm_script_on_two_nodes_ends_with_the_weights_of_one_process(
 def test_the_slurm_script_takes_the_first_host_of_a_long_node_list(tmp_path: Path) -> None:
     """A large allocation lists many hosts: reading only the first must not kill the job with SIGPIPE under
     the script's `pipefail` (it did with `head -n 1`, exit 141, no message)."""
-    shims = tmp_path / "bin"
-    shims.mkdir()
-    bodies = {"scontrol": "seq -f 'node%g' 1 200000\n", "srun": 'echo "$@"\n'}
-    for name, body in bodies.items():
-        (shims / name).write_text("#!/bin/bash\n" + body)
-        (shims / name).chmod(0o755)
+    shims = write_shims(tmp_path / "bin", {"scontrol": "seq -f 'node%g' 1 200000\n", "srun": 'echo "$@"\n'})
     env = {
         **os.environ,
         "PATH": os.pathsep.join([str(shims), os.environ["PATH"]]),
