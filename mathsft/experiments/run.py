@@ -213,6 +213,11 @@ def teacher_traces(cfg: ExperimentConfig, problems: list[Problem], out: Path) ->
     return load_sft_examples("sft", folder / "sft.jsonl")
 
 
+def val_dataset(cfg: ExperimentConfig) -> str:
+    """The dataset the validation problems come from (their evals are labelled with it)."""
+    return (cfg.data.val or cfg.data.train).dataset
+
+
 def train_done(out: Path) -> bool:
     return (out / "checkpoints" / "final" / "config.json").is_file()
 
@@ -231,6 +236,7 @@ def reinforce(cfg: ExperimentConfig, start: str, prepared: Prepared, out: Path) 
             "model": start,
             "out": str(out),
             "dataset": cfg.data.train.dataset,
+            "val_dataset": val_dataset(cfg),
             "prompt": cfg.eval.prompt,
             "calculator": cfg.eval.calculator,
         }
@@ -245,7 +251,12 @@ def finetune(cfg: ExperimentConfig, examples: list[SFTExample], val: list[Proble
         from mathsft.training import train
 
         # eval.calculator is the experiment's switch: SFT on the annotated solutions, validation with the tool
-        update = {"model": cfg.model, "out": str(out), "calculator": cfg.eval.calculator}
+        update = {
+            "model": cfg.model,
+            "out": str(out),
+            "val_dataset": val_dataset(cfg),
+            "calculator": cfg.eval.calculator,
+        }
         train_cfg = cfg.train.model_copy(update=update)
         train(train_cfg, examples=examples, val_problems=val or None)
     return out / "checkpoints" / "final"

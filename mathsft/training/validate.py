@@ -64,6 +64,7 @@ def validation_accuracy(
     eval_cfg = EvalConfig(
         model=str(checkpoint),
         out=str(out),
+        dataset=cfg.val_dataset,  # what summary.json says the problems are
         prompt=cfg.prompt,
         max_new_tokens=cfg.val_max_new_tokens,
         batch_size=cfg.val_batch_size,

@@ -52,6 +52,15 @@ def test_run_end_to_end_then_resume(tiny_model_dir: Path, tmp_path: Path) -> Non
     assert again.final["accuracy"] == result.final["accuracy"]
 
 
+def test_validation_evals_name_the_dataset_of_their_problems(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """Problems carved out of a synthetic training set are validated, and labelled, as synthetic."""
+    out = tmp_path / "run"
+    overrides = [*TINY, "data.val_size=4", "baseline=false", "train.val_max_new_tokens=4"]
+    run_experiment(load_experiment(None, [*overrides, f"model={tiny_model_dir}", f"out={out}"]))
+    summaries = sorted((out / "train" / "validation").glob("*/summary.json"))
+    assert summaries and {json.loads(p.read_text())["dataset"] for p in summaries} == {"synthetic"}
+
+
 def test_decontaminate_drops_training_problems_that_overlap_the_test_set(tmp_path: Path) -> None:
     """GSM8K train shares 13-grams with 3 test problems: with data.decontaminate they are not trained on."""
     from conftest import shared_file
