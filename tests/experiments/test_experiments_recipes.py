@@ -60,9 +60,9 @@ def test_recipe_validates_and_names_hardware_and_published_result(path: Path) ->
     assert cfg.recipe is not None and cfg.recipe.hardware and cfg.recipe.source
     assert cfg.recipe.published, "a recipe writes its source's published result beside it"
     assert cfg.name == path.stem
-    # a recipe names a published set-up's model; its CPU-sized version ("-cpu") the bundled one, or the main
-    # job's checkpoint of it (runs/main/...)
-    bundled = cfg.model == "smollm2-135m" or cfg.model.startswith("runs/main/")
+    # a recipe names a published set-up's model; its CPU-sized version ("-cpu") the bundled one, or a
+    # checkpoint of it that an earlier mathsft run wrote (runs/main/..., runs/sft-1h/...)
+    bundled = cfg.model == "smollm2-135m" or cfg.model.startswith("runs/")
     assert bundled == path.stem.endswith("-cpu")
 
 
