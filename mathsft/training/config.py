@@ -9,6 +9,8 @@ from pydantic import Field, model_validator
 from mathsft.config import StrictModel
 from mathsft.models import DEFAULT_MODEL, auto_device, native_bf16
 
+HeapTrim = Literal["auto", "always", "never"]
+
 
 class LoraConfig(StrictModel):
     """Low-rank adapters through peft; checkpoints still hold merged, plain HF weights."""
@@ -81,6 +83,9 @@ class LoopConfig(StrictModel):
     # LM head + loss this many supervised rows at a time, gradient formed in forward: no whole logits, the
     # same loss and gradients (up to float rounding), faster and leaner (BENCHMARKS.md); None = whole logits
     loss_chunk_tokens: int | None = Field(default=256, ge=1)
+    # CPU only: hand freed heap pages back to the OS during steps (glibc malloc_trim): less resident memory,
+    # slower steps (re-faulted pages). auto: only while the machine's available memory is under a quarter
+    heap_trim: HeapTrim = "auto"
     lora: LoraConfig | None = None
     device: str = "auto"  # auto: cuda when available, else cpu
     seed: int = 0

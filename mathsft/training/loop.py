@@ -36,7 +36,7 @@ from mathsft.errors import MathsftError
 from mathsft.evaluation.prompts import get_template
 from mathsft.models import auto_device, load_tokenizer, resolve_model
 from mathsft.training import checkpoint as ckpt
-from mathsft.training.config import LoopConfig, TrainConfig
+from mathsft.training.config import HeapTrim, LoopConfig, TrainConfig
 from mathsft.training.data import load_training_examples, load_val_problems, problems_to_examples
 from mathsft.training.distributed import Dist
 from mathsft.training.loss import can_chunk, step_loss, target_weights
@@ -118,6 +118,7 @@ class Setup:
     scheduler: torch.optim.lr_scheduler.LambdaLR
     device: torch.device
     body_params: int
+    heap_trim: HeapTrim
 
 
 def pick_device(spec: str) -> torch.device:
@@ -162,7 +163,7 @@ def build(cfg: LoopConfig, total: int, dist: Dist) -> Setup:
             ),
         )
     model.train()
-    release_memory_during_backward(model, device)
+    release_memory_during_backward(model, device, cfg.heap_trim)
     embed = {id(p) for p in model.get_input_embeddings().parameters()}
     embed |= {id(p) for p in model.get_output_embeddings().parameters()}
     body = sum(p.numel() for p in model.parameters() if id(p) not in embed)
@@ -175,7 +176,7 @@ def build(cfg: LoopConfig, total: int, dist: Dist) -> Setup:
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(cfg.schedule, warmup, total, cfg.min_lr_ratio)
     )
-    return Setup(model, tokenizer, optimizer, scheduler, device, body)
+    return Setup(model, tokenizer, optimizer, scheduler, device, body, cfg.heap_trim)
 
 
 def compile_regions(model: torch.nn.Module) -> int:
@@ -214,8 +215,9 @@ def claim_run_dir(cfg: LoopConfig, out: Path) -> bool:
     if path.is_file():
         old = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         new = cfg.model_dump(mode="json")
-        # a moved run directory is the same run; logging and where validation runs do not change the weights
-        free = {"log", "out", "val_device", "val_background", "val_backend"}
+        # a moved run directory is the same run; logging, where validation runs and heap trims do not change
+        # the weights
+        free = {"log", "out", "val_device", "val_background", "val_backend", "heap_trim"}
         changed = sorted(k for k in set(old) | set(new) if k not in free and old.get(k) != new.get(k))
         if changed:
             raise MathsftError(
@@ -294,14 +296,16 @@ def accumulate(
 
 def optimizer_step(setup: Setup, dist: Dist, grad_clip: float | None, done: int) -> tuple[float, float]:
     """Clip, step the optimizer and the schedule, clear the gradients; returns (grad norm, lr used).
-    ``done`` counts optimizer steps: every few, freed heap memory goes back to the system."""
+    ``done`` counts optimizer steps: every few, freed heap memory may go back to the system (``heap_trim``)."""
     grad_norm = dist.clip_grad_norm(setup.model, grad_clip)
     lr = setup.scheduler.get_last_lr()[0]
     setup.optimizer.step()
     setup.scheduler.step()
     setup.optimizer.zero_grad(set_to_none=True)
     if done % TRIM_EVERY_STEPS == 0:
-        release_free_memory(setup.device)  # the fragmentation the last steps left in the heap
+        release_free_memory(
+            setup.device, setup.heap_trim
+        )  # the fragmentation the last steps left in the heap
     return grad_norm, lr
 
 

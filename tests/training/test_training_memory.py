@@ -54,7 +54,7 @@ def test_backward_trims_every_few_layers_and_inference_never(monkeypatch: pytest
     )
     model = LlamaForCausalLM(config)
     cpu = torch.device("cpu")
-    assert memory.release_memory_during_backward(model, cpu) == 3
+    assert memory.release_memory_during_backward(model, cpu, "always") == 3
     ids = torch.randint(0, 64, (1, 12))
     with torch.no_grad():
         model(input_ids=ids)
@@ -63,4 +63,37 @@ def test_backward_trims_every_few_layers_and_inference_never(monkeypatch: pytest
     assert calls == []  # the forward alone trims nothing
     loss.backward()
     assert calls == [0, 0, 0]
-    assert memory.release_memory_during_backward(model, torch.device("meta")) == 0  # not CPU: no hooks
+    assert memory.release_memory_during_backward(model, torch.device("meta"), "always") == 0  # not CPU
+    assert memory.release_memory_during_backward(model, cpu, "never") == 0
+
+
+MEMINFO = "MemTotal:       24000000 kB\nMemFree:         1000000 kB\nMemAvailable:    {} kB\n"
+
+
+def test_memory_is_short_reads_available_against_total() -> None:
+    from mathsft.training.memory import memory_is_short
+
+    assert not memory_is_short(MEMINFO.format(20_000_000))
+    assert memory_is_short(MEMINFO.format(5_000_000))  # under a quarter of 24 GB
+    assert memory_is_short("MemTotal: 100 kB\n")  # no MemAvailable (old kernels): keep saving memory
+
+
+@pytest.mark.parametrize(
+    ("policy", "short", "trims"),
+    [("auto", False, 0), ("auto", True, 1), ("always", False, 1), ("never", True, 0)],
+)
+def test_heap_trim_policy_decides_each_trim(
+    monkeypatch: pytest.MonkeyPatch, policy: str, short: bool, trims: int
+) -> None:
+    """auto trims only while the machine is short of memory; always and never ignore it."""
+    import torch
+
+    from mathsft.training import memory
+
+    calls: list[int] = []
+    monkeypatch.setattr(memory, "_malloc_trim", lambda: calls.append)
+    monkeypatch.setattr(memory, "memory_is_short", lambda text: short)
+    memory.release_free_memory(torch.device("cpu"), policy)  # type: ignore[arg-type]
+    assert len(calls) == trims
+    memory.release_free_memory(torch.device("meta"), "always")
+    assert len(calls) == trims  # other devices: never
