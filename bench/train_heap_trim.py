@@ -98,7 +98,8 @@ def main() -> None:
     if len({r["weights_sha256"] for r in results}) != 1:
         raise SystemExit("the policies trained different weights: heap trimming must not change the model")
     if args.json:
-        report = {"steps": args.steps, "recipe": RECIPE, "meminfo": meminfo, "arms": results}
+        memory = {k: meminfo[k] for k in ("MemTotal", "MemAvailable")}
+        report = {"steps": args.steps, "recipe": RECIPE, "meminfo": memory, "arms": results}
         args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 
 

@@ -7,9 +7,9 @@ resident in a bf16 SmolLM2-135M step). ``malloc_trim`` returns those free pages,
 that reuses them faults fresh pages in again; so trim inside backward (where the step's peak is) and only
 every few steps between them, where each trim would make the next step fault its whole working set in.
 
-Trimming is not free even so: the re-faulting costs kernel time (measured on the 2,500-example GSM8K recipe:
-41M page faults and 70 s of system time in 40 steps, steps 1.22x slower than without trims, for 0.6 GB less
-peak). So by default (``heap_trim: auto``) a process trims only while the machine is short of memory.
+Trimming is not free even so: the re-faulting costs kernel time (``bench/train_heap_trim.py``, 40 steps of
+the one-hour GSM8K recipe: 40M page faults and 74 s of system time, steps 1.18x slower than without trims,
+for 0.6 GB less peak). So by default (``heap_trim: auto``) a process trims only while memory is short.
 """
 
 from __future__ import annotations
