@@ -160,11 +160,11 @@ def collect(run_dirs: Sequence[str | Path]) -> Collected:
     """Find eval runs, training runs, experiment configs, data manifests and sweeps under ``run_dirs``."""
     roots = [Path(d) for d in run_dirs]
     found = Collected(roots)
-    for root in roots:
+    for root, label in zip(roots, root_labels(roots), strict=True):
         if not root.is_dir():
             raise MathsftError(f"{root} is not a directory (expected an eval, train, run or sweep directory)")
         before = len(found.evals) + len(found.trains)
-        _walk(root, root, found, depth=0, several=len(roots) > 1)
+        _walk(root, root, label, found, depth=0, several=len(roots) > 1)
         if len(found.evals) + len(found.trains) == before:
             raise MathsftError(
                 f"{root}: no eval run (summary.json) or training run (metrics.jsonl) found in it or below it"
@@ -172,9 +172,22 @@ def collect(run_dirs: Sequence[str | Path]) -> Collected:
     return found
 
 
-def _walk(path: Path, root: Path, found: Collected, depth: int, several: bool) -> None:
+def root_labels(roots: Sequence[Path]) -> list[str]:
+    """Each root's shortest trailing path that no other root ends with, so two runs' ``final`` folders are
+    told apart (``sft-2500x2/final``, ``sft-3200x2/final``) and ``.`` is named by its folder."""
+    parts = [root.resolve().parts for root in roots]
+    labels = []
+    for own in parts:
+        k = 1
+        while k < len(own) and sum(other[-k:] == own[-k:] for other in parts) > 1:
+            k += 1
+        labels.append(str(Path(*own[-k:])))
+    return labels
+
+
+def _walk(path: Path, root: Path, label: str, found: Collected, depth: int, several: bool) -> None:
     rel = path.relative_to(root)
-    name = str(Path(root.name) / rel) if several or rel == Path() else str(rel)
+    name = str(Path(label) / rel) if several or rel == Path() else str(rel)
     if (path / "summary.json").is_file():
         found.evals.append(load_eval_run(path, name))
         return
@@ -194,7 +207,7 @@ def _walk(path: Path, root: Path, found: Collected, depth: int, several: bool) -
         return
     for child in sorted((c for c in path.iterdir() if c.is_dir()), key=_stage_key):
         if child.name not in SKIP_DIRS and not child.name.startswith("."):
-            _walk(child, root, found, depth + 1, several)
+            _walk(child, root, label, found, depth + 1, several)
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -155,12 +155,27 @@ def test_report_on_several_eval_dirs_names_them_by_folder(tmp_path: Path) -> Non
     b = write_eval_dir(tmp_path / "b" / "eval", [True, True, True, False], subjects=False)
     other = write_eval_dir(tmp_path / "c", [True, True], subjects=False)
     found = collect([a, b, other])
-    assert [run.name for run in found.evals] == ["eval", "eval", "c"]
+    assert [run.name for run in found.evals] == ["a/eval", "b/eval", "c"]  # never two runs called "eval"
     _, html_path = write_report([tmp_path / "a", tmp_path / "b", other], tmp_path / "out")
     html = html_path.read_text()
     assert "a/eval" in html and "b/eval" in html
     assert "not paired with a/eval: their problem sets differ" in html
     assert "By subject" not in html
+
+
+def test_root_labels_are_the_shortest_distinct_trailing_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mathsft.reporting.report import root_labels
+
+    runs = tmp_path / "runs"
+    assert root_labels([runs / "x" / "final", runs / "y" / "final", runs / "z"]) == [
+        "x/final",
+        "y/final",
+        "z",
+    ]
+    monkeypatch.chdir(tmp_path)
+    assert root_labels([Path(".")]) == [tmp_path.name]
 
 
 def test_torn_last_metrics_line_is_ignored_but_a_bad_middle_line_is_an_error(tmp_path: Path) -> None:
