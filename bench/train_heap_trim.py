@@ -22,6 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from mathsft.training.memory import meminfo_kb
+
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k" / "train.jsonl"
 RECIPE = [
     "dataset=gsm8k",
@@ -79,11 +81,9 @@ def main() -> None:
     args = parser.parse_args()
     if not DATA.is_file():
         raise SystemExit(f"{DATA} is missing: this benchmark trains on the real GSM8K training set")
-    meminfo = {
-        k: v.strip()
-        for k, v in (line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
-    }
-    print(f"MemTotal {meminfo['MemTotal']}, MemAvailable {meminfo['MemAvailable']}")
+    fields = meminfo_kb(Path("/proc/meminfo").read_text())
+    memory = {k: f"{fields[k]} kB" for k in ("MemTotal", "MemAvailable")}
+    print(f"MemTotal {memory['MemTotal']}, MemAvailable {memory['MemAvailable']}")
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for policy in args.policies:
@@ -98,7 +98,6 @@ def main() -> None:
     if len({r["weights_sha256"] for r in results}) != 1:
         raise SystemExit("the policies trained different weights: heap trimming must not change the model")
     if args.json:
-        memory = {k: meminfo[k] for k in ("MemTotal", "MemAvailable")}
         report = {"steps": args.steps, "recipe": RECIPE, "meminfo": memory, "arms": results}
         args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 

@@ -303,9 +303,8 @@ def optimizer_step(setup: Setup, dist: Dist, grad_clip: float | None, done: int)
     setup.scheduler.step()
     setup.optimizer.zero_grad(set_to_none=True)
     if done % TRIM_EVERY_STEPS == 0:
-        release_free_memory(
-            setup.device, setup.heap_trim
-        )  # the fragmentation the last steps left in the heap
+        # the fragmentation the last steps left in the heap
+        release_free_memory(setup.device, setup.heap_trim)
     return grad_norm, lr
 
 

@@ -47,16 +47,24 @@ def _malloc_trim() -> Callable[[int], int] | None:
         return None
 
 
+def meminfo_kb(meminfo: str) -> dict[str, int]:
+    """``/proc/meminfo``'s text as {field: kB} (lines without a number left out)."""
+    fields = {}
+    for line in meminfo.splitlines():
+        key, _, value = line.partition(":")
+        number = value.split()[:1]
+        if number and number[0].isdigit():
+            fields[key] = int(number[0])
+    return fields
+
+
 def memory_is_short(meminfo: str, below: float = TRIM_BELOW_AVAILABLE) -> bool:
     """Whether ``/proc/meminfo``'s text says available memory is under ``below`` of the total (True when it
     does not say, so an unknown machine keeps the memory-saving behaviour)."""
-    fields = dict(line.split(":", 1) for line in meminfo.splitlines() if ":" in line)
-    try:
-        total = int(fields["MemTotal"].split()[0])
-        available = int(fields["MemAvailable"].split()[0])
-    except (KeyError, ValueError, IndexError):
+    fields = meminfo_kb(meminfo)
+    if "MemTotal" not in fields or "MemAvailable" not in fields:
         return True
-    return available < below * total
+    return fields["MemAvailable"] < below * fields["MemTotal"]
 
 
 def _wants_trim(policy: HeapTrim) -> bool:
@@ -68,7 +76,7 @@ def _wants_trim(policy: HeapTrim) -> bool:
         return True
 
 
-def release_free_memory(device: torch.device, policy: HeapTrim = "always") -> None:
+def release_free_memory(device: torch.device, policy: HeapTrim) -> None:
     """Return free heap pages to the OS (glibc ``malloc_trim``) when training on CPU and ``policy`` asks for
     it now; a no-op on other devices (their tensors are not in this heap) and where the C library lacks it."""
     trim = _malloc_trim()

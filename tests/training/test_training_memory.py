@@ -24,7 +24,7 @@ blocks = [torch.ones(256 * 1024) for _ in range(400)]  # 400 x 1 MB, touched
 del blocks[::2]  # 200 MB of holes between live blocks: free() cannot give them back
 gc.collect()
 held = anon_mb()
-release_free_memory(torch.device("cpu"))
+release_free_memory(torch.device("cpu"), "always")
 print(held, anon_mb())
 """
 
