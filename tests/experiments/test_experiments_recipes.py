@@ -102,6 +102,14 @@ def test_run_yaml_is_the_main_job() -> None:
     assert main_job.model == "smollm2-135m"
 
 
+def test_gsm8k_hour_config_is_the_measured_one_hour_arm() -> None:
+    """BENCHMARKS.md's best one-hour arm was the main job with these overrides; the named config must
+    reproduce it (apart from the name and the baseline eval, which trains nothing)."""
+    measured = ["train.epochs=2", "data.train.limit=3200", "data.test.limit=1319", "train.lr=4e-4"]
+    arm = load_experiment(None, [*measured, "name=gsm8k-hour"], base=MAIN_JOB)
+    assert load_experiment(ROOT / "configs" / "gsm8k-hour.yaml") == arm
+
+
 def test_gsm8k_sweep_config_validates() -> None:
     cfg = load_experiment(ROOT / "configs" / "sweep-gsm8k.yaml")
     assert cfg.sweep is not None and cfg.data.has_val and cfg.data.train.dataset == "gsm8k"
