@@ -44,6 +44,19 @@ def test_system_prompt_and_chat_switch() -> None:
     assert build_prompt(PROBLEM, "plain", chat=False) == PROBLEM.problem
 
 
+def test_bare_replaces_the_default_system_prompt_with_an_empty_turn(smollm2_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
+    bare = build_prompt(PROBLEM, "bare")
+    assert bare == [{"role": "system", "content": ""}, {"role": "user", "content": PROBLEM.problem}]
+    assert build_prompt(PROBLEM, "bare", chat=False) == PROBLEM.problem
+    rendered = tokenizer.apply_chat_template(bare, tokenize=False, add_generation_prompt=True)
+    default = tokenizer.apply_chat_template(bare[1:], tokenize=False, add_generation_prompt=True)
+    assert "SmolLM" in default and "SmolLM" not in rendered
+    assert len(tokenizer(rendered)["input_ids"]) < len(tokenizer(default)["input_ids"])
+
+
 def test_gsm8k_8shot_has_eight_worked_turns_before_the_question() -> None:
     messages = build_prompt(PROBLEM, "gsm8k-8shot")
     assert len(messages) == 17
