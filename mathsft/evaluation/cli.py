@@ -31,7 +31,8 @@ def eval_command(
     out: Annotated[str | None, typer.Option(help="Output folder (rerunning resumes)")] = None,
     backend: Annotated[str | None, typer.Option(help="hf, vllm or openai")] = None,
     prompt: Annotated[
-        str | None, typer.Option(help="Template: qwen-boxed, nemo, r1-zero, gsm8k-8shot, plain, or a .yaml")
+        str | None,
+        typer.Option(help="Template: qwen-boxed, nemo, r1-zero, gsm8k-8shot, plain, bare, or a .yaml"),
     ] = None,
     samples: Annotated[int | None, typer.Option(help="Completions per problem (pass@k, maj@k)")] = None,
     temperature: Annotated[float | None, typer.Option()] = None,
