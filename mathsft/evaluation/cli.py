@@ -11,6 +11,7 @@ import typer
 from mathsft.config import build_config
 from mathsft.evaluation.compare import compare_dirs, format_comparison
 from mathsft.evaluation.config import EvalConfig
+from mathsft.evaluation.prompts import TEMPLATES
 from mathsft.evaluation.run import run_eval
 
 
@@ -32,7 +33,7 @@ def eval_command(
     backend: Annotated[str | None, typer.Option(help="hf, vllm or openai")] = None,
     prompt: Annotated[
         str | None,
-        typer.Option(help="Template: qwen-boxed, nemo, r1-zero, gsm8k-8shot, plain, bare, or a .yaml"),
+        typer.Option(help=f"Template: {', '.join(TEMPLATES)}, or a .yaml"),
     ] = None,
     samples: Annotated[int | None, typer.Option(help="Completions per problem (pass@k, maj@k)")] = None,
     temperature: Annotated[float | None, typer.Option()] = None,

@@ -15,6 +15,7 @@ from mathsft.evaluation.prompts import (
     get_template,
     reference_response,
 )
+from mathsft.models import load_tokenizer
 
 PROBLEM = Problem(id="t/0", problem="What is $\\frac{1}{2} + 2$?", answer="\\frac{5}{2}")
 
@@ -45,9 +46,7 @@ def test_system_prompt_and_chat_switch() -> None:
 
 
 def test_bare_replaces_the_default_system_prompt_with_an_empty_turn(smollm2_dir: Path) -> None:
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(smollm2_dir)
+    tokenizer = load_tokenizer(smollm2_dir)
     bare = build_prompt(PROBLEM, "bare")
     assert bare == [{"role": "system", "content": ""}, {"role": "user", "content": PROBLEM.problem}]
     assert build_prompt(PROBLEM, "bare", chat=False) == PROBLEM.problem
