@@ -87,6 +87,11 @@ class LoopConfig(StrictModel):
     # slower steps (re-faulted pages). auto: only while the machine's available memory is under a quarter
     heap_trim: HeapTrim = "auto"
     lora: LoraConfig | None = None
+    # keep the token embeddings (and a head tied to them) fixed, and the lowest N decoder layers: nothing
+    # below the lowest trained layer needs a gradient, so backward stops there (shorter steps, fewer passes
+    # of the weights through the optimizer)
+    freeze_embeddings: bool = False
+    freeze_layers: int = Field(default=0, ge=0)
     device: str = "auto"  # auto: cuda when available, else cpu
     seed: int = 0
 
@@ -122,6 +127,10 @@ class LoopConfig(StrictModel):
             raise ValueError("checkpoint_layers needs gradient_checkpointing=true")
         if self.val_backend == "vllm" and not self.val_background:
             raise ValueError("val_backend=vllm needs val_background=true (its own process and device)")
+        if self.lora is not None and (self.freeze_embeddings or self.freeze_layers):
+            raise ValueError(
+                "freeze_embeddings / freeze_layers with lora: lora already trains adapters alone"
+            )
         return self
 
 

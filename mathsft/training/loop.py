@@ -117,7 +117,9 @@ class Setup:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
     device: torch.device
-    body_params: int
+    body_params: int  # trained parameters outside the embeddings and head
+    frozen_body_params: int  # fixed ones (freeze_layers): forward only
+    head_trains: bool
     heap_trim: HeapTrim
 
 
@@ -150,6 +152,7 @@ def build(cfg: LoopConfig, total: int, dist: Dist) -> Setup:
                 "compile=true on CPU needs a C++ compiler (g++, or $CXX): install one or drop it"
             )
         compile_regions(model)
+    freeze(model, cfg.freeze_embeddings, cfg.freeze_layers)
     if cfg.lora is not None:
         try:
             from peft import LoraConfig, get_peft_model
@@ -166,7 +169,13 @@ def build(cfg: LoopConfig, total: int, dist: Dist) -> Setup:
     release_memory_during_backward(model, device, cfg.heap_trim)
     embed = {id(p) for p in model.get_input_embeddings().parameters()}
     embed |= {id(p) for p in model.get_output_embeddings().parameters()}
-    body = sum(p.numel() for p in model.parameters() if id(p) not in embed)
+    body = sum(p.numel() for p in model.parameters() if id(p) not in embed and p.requires_grad)
+    frozen = sum(p.numel() for p in model.parameters() if id(p) not in embed and not p.requires_grad)
+    head_trains = model.get_output_embeddings().weight.requires_grad
+    if (cfg.freeze_embeddings or cfg.freeze_layers) and dist.world > 1:
+        raise MathsftError(
+            "freeze_embeddings / freeze_layers are single-process for now (not tested under FSDP)"
+        )
     model = dist.wrap(model)
     fused = device.type in {"cpu", "cuda"}
     optimizer = torch.optim.AdamW(
@@ -176,7 +185,18 @@ def build(cfg: LoopConfig, total: int, dist: Dist) -> Setup:
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_lambda(cfg.schedule, warmup, total, cfg.min_lr_ratio)
     )
-    return Setup(model, tokenizer, optimizer, scheduler, device, body, cfg.heap_trim)
+    return Setup(model, tokenizer, optimizer, scheduler, device, body, frozen, head_trains, cfg.heap_trim)
+
+
+def freeze(model: torch.nn.Module, embeddings: bool, layers: int) -> None:
+    """Fix the token embeddings (a tied head with them) and the lowest ``layers`` decoder layers. They still
+    run forward; as no input below the first trained layer needs a gradient, autograd never goes below it."""
+    decoder = decoder_layers(model)
+    if layers > len(decoder):
+        raise MathsftError(f"freeze_layers={layers}, but the model has {len(decoder)} decoder layers")
+    modules = [*decoder[:layers], *([model.get_input_embeddings()] if embeddings else [])]
+    for module in modules:
+        module.requires_grad_(False)
 
 
 def compile_regions(model: torch.nn.Module) -> int:
@@ -529,7 +549,14 @@ def _train(
             computing = max(elapsed - compiling, 1e-9)  # throughput: compile time is its own row key
             lens = [len(r) for r in rows]
             local_flops = model_flops(
-                _config(model), setup.body_params, sum(lens), counts.local_targets, lens
+                _config(model),
+                setup.body_params,
+                sum(lens),
+                counts.local_targets,
+                lens,
+                frozen_body_params=setup.frozen_body_params,
+                frozen_layers=cfg.freeze_layers,
+                head_trains=setup.head_trains,
             )
             flops = float(dist.all_reduce_sum(torch.tensor([local_flops], dtype=torch.float64))[0])
             row = {

@@ -132,7 +132,9 @@ class FusedHeadLoss(torch.autograd.Function):
         device = rows.device.type
         dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else weight.dtype
         n, vocab = rows.shape[0], weight.shape[0]
-        block = chunk if dtype == torch.float32 or device != "cpu" else max(chunk, 2 * weight.shape[1])
+        weight_grad = ctx.needs_input_grad[1]  # a frozen head (freeze_embeddings) needs none
+        lumped = weight_grad and dtype != torch.float32 and device == "cpu"
+        block = max(chunk, 2 * weight.shape[1]) if lumped else chunk
         with torch.autocast(device, enabled=False):
             x, w = rows.to(dtype), weight.to(dtype)
             grad_rows = torch.empty_like(rows)
@@ -157,13 +159,15 @@ class FusedHeadLoss(torch.autograd.Function):
                     if logits is not gi:
                         gi.copy_(logits)
                     grad_rows[rows_i] = gi @ w
+                if not weight_grad:
+                    continue
                 if grad_weight is None:
                     grad_weight = (gb.T @ xb).float()
                 elif dtype == torch.float32:
                     grad_weight.addmm_(gb.T, xb)
                 else:
                     grad_weight += gb.T @ xb
-        if grad_weight is None:  # a micro-batch without targets
+        if grad_weight is None and weight_grad:  # a micro-batch without targets
             grad_weight = torch.zeros_like(weight, dtype=torch.float32)
         ctx.save_for_backward(grad_rows, grad_weight)
         ctx.weight_dtype = weight.dtype
@@ -174,7 +178,8 @@ class FusedHeadLoss(torch.autograd.Function):
         grad_rows, grad_weight = ctx.saved_tensors
         # in place: a new vocabulary-sized gradient costs ~0.1 s to allocate and fill; backward runs once (a
         # retained graph's second backward fails on the saved tensors' version check, not silently)
-        return grad_rows.mul_(grad), grad_weight.mul_(grad).to(ctx.weight_dtype), None, None, None, None
+        weight = None if grad_weight is None else grad_weight.mul_(grad).to(ctx.weight_dtype)
+        return grad_rows.mul_(grad), weight, None, None, None, None
 
 
 def _to_logit_gradient(

@@ -155,12 +155,23 @@ def cpu_bf16_warning() -> str | None:
 
 
 def model_flops(
-    config: Any, trainable_body_params: int, tokens: int, targets: int, seq_lens: list[int]
+    config: Any,
+    trainable_body_params: int,
+    tokens: int,
+    targets: int,
+    seq_lens: list[int],
+    frozen_body_params: int = 0,
+    frozen_layers: int = 0,
+    head_trains: bool = True,
 ) -> float:
-    """Training FLOPs of one step: 6 x params x tokens for the body, the LM head on supervised rows only,
-    and causal attention scores (6 x layers x width x L^2 per example, forward + backward)."""
+    """Training FLOPs of one step: 6 x params x tokens for the body (2 x for the frozen lowest layers,
+    which run forward only), the LM head on supervised rows only (4 x when fixed: no weight gradient), and causal
+    attention scores (6 x layers x width x L^2 per example, forward + backward)."""
     hidden = config.hidden_size
     head_dim = getattr(config, "head_dim", None) or hidden // config.num_attention_heads
     width = config.num_attention_heads * head_dim
-    attention = 6 * config.num_hidden_layers * width * sum(n * n for n in seq_lens)
-    return 6 * trainable_body_params * tokens + 6 * config.vocab_size * hidden * targets + attention
+    passes = 6 * (config.num_hidden_layers - frozen_layers) + 2 * frozen_layers
+    attention = passes * width * sum(n * n for n in seq_lens)
+    body = (6 * trainable_body_params + 2 * frozen_body_params) * tokens
+    head = (6 if head_trains else 4) * config.vocab_size * hidden * targets
+    return body + head + attention

@@ -22,3 +22,13 @@ def test_auto_dtype_is_bf16_only_where_the_device_computes_it_natively(
 def test_loss_chunk_tokens_defaults_to_the_fused_head() -> None:
     assert TrainConfig().loss_chunk_tokens == 256
     assert TrainConfig(loss_chunk_tokens=None).loss_chunk_tokens is None
+
+
+def test_freezing_with_lora_is_refused_as_redundant() -> None:
+    from pydantic import ValidationError
+
+    from mathsft.training.config import LoraConfig
+
+    with pytest.raises(ValidationError, match="lora already trains adapters alone"):
+        TrainConfig(lora=LoraConfig(), freeze_layers=2)
+    assert TrainConfig(freeze_embeddings=True, freeze_layers=2).freeze_layers == 2

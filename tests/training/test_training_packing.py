@@ -278,6 +278,24 @@ def test_fused_head_in_bf16_over_several_blocks_matches_the_plain_head() -> None
         torch.testing.assert_close(g, w, rtol=3e-2, atol=3e-2 * float(w.abs().max()))
 
 
+@pytest.mark.parametrize("autocast", [contextlib.nullcontext, bf16])
+def test_fused_head_with_a_frozen_weight_gives_the_rows_gradient_alone(autocast) -> None:
+    """A fixed head (freeze_embeddings) gets no weight gradient, and the rows' gradient is unchanged."""
+    torch.manual_seed(0)
+    rows = torch.randn(37, 8, requires_grad=True)
+    weight = torch.randn(50, 8)
+    targets, weights = torch.randint(50, (37,)), torch.rand(37)
+    with autocast():
+        frozen = FusedHeadLoss.apply(rows, weight, targets, weights, 5)
+    (got,) = torch.autograd.grad(frozen, rows)
+    with autocast():
+        trained = FusedHeadLoss.apply(rows, weight.clone().requires_grad_(), targets, weights, 5)
+    (want,) = torch.autograd.grad(trained, rows)
+    torch.testing.assert_close(frozen, trained)
+    torch.testing.assert_close(got, want)
+    assert weight.grad is None
+
+
 def clipped_objective(n: int):
     """A per-token loss of the cross-entropy (RL's clipped surrogate on random advantages and old log-probs)."""
     advantages, old = torch.randn(n), -4 * torch.rand(n)

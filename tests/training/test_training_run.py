@@ -294,6 +294,37 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     assert result.exit_code != 0 and "nonsense_key" in str(result.exception)
 
 
+def test_frozen_embeddings_and_lowest_layers_stay_exactly_as_loaded(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    from safetensors.torch import load_file
+
+    examples = problems_to_examples(synthetic_problems("train", 12, 0))
+    cfg = TrainConfig(
+        model=str(tiny_model_dir),
+        out=str(tmp_path / "frozen"),
+        max_steps=2,
+        batch_size=4,
+        max_length=256,
+        lr=1e-2,
+        peak_tflops=1.0,
+        freeze_embeddings=True,
+        freeze_layers=1,
+    )
+    run = train(cfg, examples=examples)
+    base = load_file(tiny_model_dir / "model.safetensors")
+    final = load_file(run / "checkpoints" / "final" / "model.safetensors")
+    assert final.keys() == base.keys()
+    changed = {k for k in base if not torch.equal(base[k], final[k])}
+    assert changed and not any(k.startswith(("model.embed_tokens", "model.layers.0.")) for k in changed)
+    assert any(k.startswith("model.layers.1.") for k in changed)
+    assert all(r["train/mfu"] > 0 for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()))
+    with pytest.raises(MathsftError, match="freeze_layers=3, but the model has 2 decoder layers"):
+        train(
+            cfg.model_copy(update={"out": str(tmp_path / "too-many"), "freeze_layers": 3}), examples=examples
+        )
+
+
 def test_lora_trains_adapters_only_exports_merged_weights_and_resumes(
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:
