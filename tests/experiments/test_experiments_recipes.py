@@ -105,8 +105,9 @@ def test_run_yaml_is_the_main_job() -> None:
 def test_gsm8k_hour_config_is_the_measured_one_hour_arm() -> None:
     """BENCHMARKS.md's best one-hour arm was the main job with these overrides; the named config must
     reproduce it (apart from the name and the baseline eval, which trains nothing)."""
-    measured = ["train.epochs=2", "data.train.limit=3700", "data.test.limit=1319", "train.lr=4e-4"]
+    measured = ["train.epochs=2", "data.train.limit=4600", "data.test.limit=1319", "train.lr=4e-4"]
     measured += ["train.prompt=bare", "eval.prompt=bare"]
+    measured += ["train.freeze_embeddings=true", "train.freeze_layers=6"]
     arm = load_experiment(None, [*measured, "name=gsm8k-hour"], base=MAIN_JOB)
     assert load_experiment(ROOT / "configs" / "gsm8k-hour.yaml") == arm
 
