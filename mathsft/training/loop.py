@@ -152,6 +152,10 @@ def build(cfg: LoopConfig, total: int, dist: Dist) -> Setup:
                 "compile=true on CPU needs a C++ compiler (g++, or $CXX): install one or drop it"
             )
         compile_regions(model)
+    if (cfg.freeze_embeddings or cfg.freeze_layers) and dist.world > 1:
+        raise MathsftError(
+            "freeze_embeddings / freeze_layers are single-process for now (not tested under FSDP)"
+        )
     freeze(model, cfg.freeze_embeddings, cfg.freeze_layers)
     if cfg.lora is not None:
         try:
@@ -172,10 +176,6 @@ def build(cfg: LoopConfig, total: int, dist: Dist) -> Setup:
     body = sum(p.numel() for p in model.parameters() if id(p) not in embed and p.requires_grad)
     frozen = sum(p.numel() for p in model.parameters() if id(p) not in embed and not p.requires_grad)
     head_trains = model.get_output_embeddings().weight.requires_grad
-    if (cfg.freeze_embeddings or cfg.freeze_layers) and dist.world > 1:
-        raise MathsftError(
-            "freeze_embeddings / freeze_layers are single-process for now (not tested under FSDP)"
-        )
     model = dist.wrap(model)
     fused = device.type in {"cpu", "cuda"}
     optimizer = torch.optim.AdamW(

@@ -45,6 +45,12 @@ def data_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def _tiny_cfg(tiny_model_dir: Path, out: Path, **overrides: object) -> TrainConfig:
+    """A short run of the tiny model: 4 examples a step of up to 256 tokens."""
+    settings: dict = {"model": str(tiny_model_dir), "out": str(out), "batch_size": 4, "max_length": 256}
+    return TrainConfig(**{**settings, **overrides})
+
+
 def _validation_cfg(tiny_model_dir: Path, out: Path, **overrides: object) -> TrainConfig:
     settings: dict = {
         "model": str(tiny_model_dir),
@@ -300,12 +306,10 @@ def test_frozen_embeddings_and_lowest_layers_stay_exactly_as_loaded(
     from safetensors.torch import load_file
 
     examples = problems_to_examples(synthetic_problems("train", 12, 0))
-    cfg = TrainConfig(
-        model=str(tiny_model_dir),
-        out=str(tmp_path / "frozen"),
+    cfg = _tiny_cfg(
+        tiny_model_dir,
+        tmp_path / "frozen",
         max_steps=2,
-        batch_size=4,
-        max_length=256,
         lr=1e-2,
         peak_tflops=1.0,
         freeze_embeddings=True,
@@ -427,14 +431,7 @@ def test_partial_checkpointing_and_compiled_regions_train_the_same_weights(
     from mathsft.training.memory import decoder_layers
 
     examples = problems_to_examples(synthetic_problems("train", 8, 0))
-    base = TrainConfig(
-        model=str(tiny_model_dir),
-        out=str(tmp_path / "plain"),
-        max_steps=2,
-        batch_size=4,
-        max_length=256,
-        lr=1e-3,
-    )
+    base = _tiny_cfg(tiny_model_dir, tmp_path / "plain", max_steps=2, lr=1e-3)
     fast = base.model_copy(
         update={
             "out": str(tmp_path / "fast"),
