@@ -26,7 +26,8 @@ class EvalConfig(StrictModel):
     # generation
     backend: Literal["hf", "vllm", "openai"] = "hf"
     backend_options: dict[str, Any] = Field(default_factory=dict)  # e.g. base_url, api_key_env, dtype
-    batch_size: int = Field(default=16, ge=1)
+    # hf: sequences decoded together. 64 keeps a 2-core CPU's matmuls busy (16: ~0.6x the rate, BENCHMARKS.md)
+    batch_size: int = Field(default=64, ge=1)
     # auto: bf16 on a GPU or a CPU that computes bf16 natively (AVX512-BF16 / AMX), else fp32
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     prompt: str = "qwen-boxed"  # a template name of mathsft.evaluation.prompts, or a .yaml template file

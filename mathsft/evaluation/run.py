@@ -35,6 +35,7 @@ from mathsft.evaluation.config import EvalConfig
 from mathsft.evaluation.metrics import bootstrap_ci, ks_for, majority_vote, pass_at_k
 from mathsft.evaluation.prompts import build_prompt, fewshot_exemplars, get_template
 from mathsft.generation.base import Backend, Completion, Request, SamplingParams
+from mathsft.generation.speed import decode_ceiling
 
 # settings that change what a row means: a resumed run must agree on all of them
 _IDENTITY_KEYS = (
@@ -259,7 +260,7 @@ def run_eval(
         seed=cfg.seed,
         calculator=cfg.calculator,
     )
-    generated_tokens, gen_seconds = 0, 0.0
+    generated_tokens, gen_seconds, ceiling = 0, 0.0, None
     if pending:
         own_backend = backend is None
         backend = backend or make_eval_backend(cfg)
@@ -279,6 +280,7 @@ def run_eval(
                 generated_tokens += sum(c.completion_tokens for c in completions)
                 progress.advance(task)
 
+            ceiling = decode_ceiling(backend)  # measured before the clock starts
             t0 = time.perf_counter()
             try:
                 backend.generate(requests, params, on_result=on_result)
@@ -294,13 +296,20 @@ def run_eval(
         )
     order = {p.id: i for i, p in enumerate(problems)}
     rows.sort(key=lambda r: order[r["id"]])
+    rate = generated_tokens / gen_seconds if gen_seconds > 0 else _previous_rate(out)
     summary = {
         "model": cfg.model,
         "dataset": cfg.dataset,
         "data_path": cfg.data_path,
         "dataset_hash": content_hash(problems),
         **summarize(cfg, rows),
-        "tokens_per_s": generated_tokens / gen_seconds if gen_seconds > 0 else _previous_rate(out),
+        "tokens_per_s": rate,
+        # the rate against this machine's matmul ceiling (an in-process engine only)
+        **(
+            {"decode_ceiling": ceiling | {"fraction": round(rate / ceiling["ceiling_tokens_per_s"], 3)}}
+            if ceiling
+            else {}
+        ),
         "generated_tokens": generated_tokens,
         "generation_s": gen_seconds,
         "prompt_template": cfg.prompt,
@@ -350,6 +359,7 @@ def summary_line(s: dict[str, Any]) -> str:
         f"temperature={sampling['temperature']} metric={s['metric']} score={s['accuracy']:.4f} "
         f"({s['correct_count']}/{s['n']}) 95% CI [{lo:.3f}, {hi:.3f}] format_rate={s['format_rate']:.3f} "
         f"truncated={s['truncation_rate']:.3f} tokens/s={s['tokens_per_s']:.1f}"
+        + (f" ({s['decode_ceiling']['fraction']:.0%} of ceiling)" if "decode_ceiling" in s else "")
         + (" calculator=on" if s.get("calculator") else "")
     )
     for name, label in (("pass_at_k", "pass"), ("maj_at_k", "maj")):
