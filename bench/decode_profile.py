@@ -14,7 +14,7 @@ calculator on; after ``--skip`` decode steps (so the KV cache holds a realistic 
 
 ``--baseline-rev`` loads ``mathsft/generation/hf.py`` as it was at that git revision (its engine, with
 that revision's defaults) next to today's, so both are profiled in one run on the same prompts. The step's
-ideal time is its linear FLOPs at the machine's matmul rate (a 2048^3 matmul in the dtype), printed with it.
+ideal time is its linear FLOPs at the machine's matmul rate (2048^3 matmuls in the dtype), printed with it.
 
     python bench/decode_profile.py --rows 64 --baseline-rev efec04e --json bench/results/decode-profile-avx2.json
 """
@@ -38,7 +38,7 @@ from mathsft.evaluation.config import EvalConfig
 from mathsft.evaluation.run import build_prompts, load_eval_problems
 from mathsft.generation import hf as current_hf
 from mathsft.generation.base import Request, SamplingParams
-from mathsft.generation.speed import forward_gflop_per_token, matmul_gflops
+from mathsft.generation.speed import forward_gflop_per_token, measured_peak_flops
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
@@ -135,8 +135,7 @@ def main() -> None:
     cfg = EvalConfig(data_path=str(DATA), limit=args.rows + 4, prompt=args.prompt)
     problems = load_eval_problems(cfg)
     prompts = list(build_prompts(cfg, problems).values())
-    dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[args.dtype]
-    peak = matmul_gflops(dtype)
+    peak = measured_peak_flops("cpu", args.dtype) / 1e9
     per_token = forward_gflop_per_token(args.model)
     ideal_ms = args.rows * per_token / peak * 1e3
     report = {

@@ -2,8 +2,8 @@
 
 Generation speed is reported against a ceiling — the machine's matmul GFLOP/s in the run's dtype divided by
 the model's forward GFLOP per token — so a number from a 2-core laptop and one from a Zen 5 server say the
-same thing: how much of the machine decoding used. The matmul rate is measured, not looked up: a square
-matmul of ``size``, best of a few, with all of torch's threads (what the engine's GEMMs get).
+same thing: how much of the machine decoding used. The matmul rate is measured, not looked up, with all of
+torch's threads (what the engine's GEMMs get); training's MFU divides by the same measurement.
 """
 
 from __future__ import annotations
@@ -14,25 +14,42 @@ from functools import cache
 import torch
 from torch import nn
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPES = {
+    "bf16": torch.bfloat16,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+    "float32": torch.float32,
+}
 
 
 @cache
-def matmul_gflops(dtype: torch.dtype = torch.float32, size: int = 2048, device: str = "cpu") -> float:
-    """Best-of-five GFLOP/s of a ``size``^3 matmul in ``dtype`` (~0.5 s on a 2-core CPU, once per process)."""
-    a = torch.randn(size, size, device=device).to(dtype)
-    b = torch.randn(size, size, device=device).to(dtype)
-    a @ b  # first call: allocation and kernel choice
-    best = float("inf")
-    for _ in range(5):
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        a @ b
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best / 1e9
+def measured_peak_flops(device: str, dtype: str, size: int = 2048) -> float:
+    """Dense matmul FLOP/s of this device in ``dtype`` (the MFU denominator when none is stated).
+
+    Measured on ``size`` x ``size`` matrices, or on the largest smaller power of two whose matmul a 256 probe
+    predicts under 1 s: a dtype the device only emulates (bf16 on a CPU without AMX or AVX512-BF16
+    ran at ~1 GFLOP/s, 100x below fp32) would otherwise spend minutes here.
+    """
+    torch_dtype = DTYPES.get(dtype, torch.float32)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+
+    def rate(n: int, seconds: float) -> float:
+        a = torch.randn(n, n, device=device, dtype=torch_dtype)
+        b = torch.randn(n, n, device=device, dtype=torch_dtype)
+        for _ in range(2):
+            a @ b
+        sync()
+        reps, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds or reps < 3:
+            a @ b
+            reps += 1
+        sync()
+        return 2 * n**3 * reps / (time.perf_counter() - start)
+
+    probe = rate(256, 0.05)
+    while size > 256 and 2 * size**3 / probe > 1.0:
+        size //= 2
+    return rate(size, 0.5) if size > 256 else probe
 
 
 def linear_gflop_per_token(model: nn.Module) -> float:
@@ -62,11 +79,11 @@ def decode_ceiling(backend: object) -> dict[str, float | str] | None:
     device = getattr(backend, "device", None)
     if getattr(backend, "name", None) != "hf" or dtype not in DTYPES or device is None:
         return None
-    gflops = matmul_gflops(DTYPES[dtype], device=device)
+    gflops = measured_peak_flops(device, dtype) / 1e9
     per_token = forward_gflop_per_token(backend.model_name)  # type: ignore[attr-defined]
     return {
         "matmul_gflops": round(gflops, 1),
         "gflop_per_token": round(per_token, 4),
         "ceiling_tokens_per_s": round(gflops / per_token, 1),
-        "peak_measured": f"best of 5 {2048}^3 matmuls in {dtype} on {device}, {torch.get_num_threads()} threads",
+        "peak_measured": f"dense 2048^3 matmuls in {dtype} for 0.5 s on {device}, {torch.get_num_threads()} threads",
     }

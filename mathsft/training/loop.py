@@ -34,6 +34,7 @@ from mathsft.config import save_resolved
 from mathsft.data.schema import Problem, SFTExample, content_hash
 from mathsft.errors import MathsftError
 from mathsft.evaluation.prompts import get_template
+from mathsft.generation.speed import measured_peak_flops
 from mathsft.models import auto_device, load_tokenizer, resolve_model
 from mathsft.training import checkpoint as ckpt
 from mathsft.training.config import HeapTrim, LoopConfig, TrainConfig
@@ -46,13 +47,7 @@ from mathsft.training.memory import (
     release_free_memory,
     release_memory_during_backward,
 )
-from mathsft.training.metrics import (
-    MetricsLog,
-    compile_seconds,
-    cpu_bf16_warning,
-    measured_peak_flops,
-    model_flops,
-)
+from mathsft.training.metrics import MetricsLog, compile_seconds, cpu_bf16_warning, model_flops
 from mathsft.training.packing import Batch, collate, micro_batches, register_packed_attention
 from mathsft.training.preflight import write_preflight
 from mathsft.training.tokenize import Tokenized, chat_template_digest, render, tokenize_cached

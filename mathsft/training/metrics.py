@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import secrets
-import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from mathsft.errors import MathsftError
+from mathsft.generation.speed import measured_peak_flops
 from mathsft.training.config import LogConfig
 
 
@@ -97,36 +94,6 @@ def _complete(line: str) -> bool:
     except json.JSONDecodeError:  # a line cut by a kill
         return False
     return True
-
-
-@functools.cache
-def measured_peak_flops(device: str, dtype: str, size: int = 2048) -> float:
-    """Dense matmul FLOP/s of this device in ``dtype`` (the MFU denominator when none is stated).
-
-    Measured on ``size`` x ``size`` matrices, or on the largest smaller power of two whose matmul a 256 probe
-    predicts under 1 s: a dtype the device only emulates (bf16 on a CPU without AMX or AVX512-BF16
-    ran at ~1 GFLOP/s, 100x below fp32) would otherwise spend minutes here.
-    """
-    torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
-    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-
-    def rate(n: int, seconds: float) -> float:
-        a = torch.randn(n, n, device=device, dtype=torch_dtype)
-        b = torch.randn(n, n, device=device, dtype=torch_dtype)
-        for _ in range(2):
-            a @ b
-        sync()
-        reps, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds or reps < 3:
-            a @ b
-            reps += 1
-        sync()
-        return 2 * n**3 * reps / (time.perf_counter() - start)
-
-    probe = rate(256, 0.05)
-    while size > 256 and 2 * size**3 / probe > 1.0:
-        size //= 2
-    return rate(size, 0.5) if size > 256 else probe
 
 
 def compile_seconds() -> float:

@@ -215,7 +215,8 @@ def test_overlong_counts_reach_the_preflight_report(tiny_model_dir: Path, tmp_pa
 def test_bf16_on_a_cpu_without_native_bf16_is_flagged_before_step_one(
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:
-    from mathsft.training.metrics import cpu_bf16_warning, measured_peak_flops
+    from mathsft.generation.speed import measured_peak_flops
+    from mathsft.training.metrics import cpu_bf16_warning
 
     cfg = TrainConfig(
         model=str(tiny_model_dir), out=str(tmp_path / "run"), max_steps=1, batch_size=2, max_length=512,
