@@ -88,7 +88,7 @@ def run_command(
 
     _setup_logging()
     cfg = build(config, data, data_path, model, out, overrides, default=MAIN_JOB)
-    result = run_experiment(cfg)
+    result = run_experiment(cfg, console=console)
     table = Table(title=f"{cfg.name}: held-out test set ({result.final['n']} problems)")
     for column in ("model", "accuracy", "95% CI", "format rate"):
         table.add_column(column)

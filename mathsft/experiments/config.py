@@ -96,6 +96,15 @@ class RecipeInfo(StrictModel):
     published: list[Published] = Field(default_factory=list)
 
 
+class ExpectedEffect(StrictModel):
+    """The paired effect a recipe measured, so a run can say up front how likely its test set is to show it
+    (``experiments/plan.py``): shares of test problems solved only after training, and only before."""
+
+    gain: float = Field(gt=0, lt=1)
+    loss: float = Field(ge=0, lt=1)
+    source: str = ""  # where it was measured (CPU kind, run, n)
+
+
 class ExperimentConfig(StrictModel):
     name: str = "main"
     out: str | None = None  # default runs/<name>
@@ -110,6 +119,7 @@ class ExperimentConfig(StrictModel):
     sweep: SweepConfig | None = None
     baseline: bool = True  # evaluate the untrained model for the before/after comparison
     recipe: RecipeInfo | None = None
+    expected_effect: ExpectedEffect | None = None  # for the printed plan's power statement
 
     @model_validator(mode="after")
     def _traces_need_problems(self) -> ExperimentConfig:

@@ -23,12 +23,14 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from rich.console import Console
 
 from mathsft.config import save_resolved
 from mathsft.data import (
@@ -44,6 +46,7 @@ from mathsft.data import (
 from mathsft.data.schema import content_hash
 from mathsft.errors import MathsftError
 from mathsft.experiments.config import ExperimentConfig, SourceConfig
+from mathsft.experiments.plan import Plan, build_plan
 from mathsft.reporting.report import Comparison, compare_runs, load_eval_run, write_report
 
 log = logging.getLogger("mathsft.experiments")
@@ -270,6 +273,16 @@ def finetune(cfg: ExperimentConfig, examples: list[SFTExample], val: list[Proble
 STAGES = {"baseline": "before training", "final": "after SFT", "rl-final": "after RL"}
 
 
+@contextmanager
+def timed(plan: Plan, stage: str, reused: bool, console: Console) -> Iterator[None]:
+    """Time a stage the plan holds; a stage that ran tells the plan its real time, and the rest is re-estimated."""
+    begin = time.perf_counter()
+    yield
+    plan.finished(stage, 0.0 if reused else time.perf_counter() - begin)
+    if not reused:
+        plan.print_progress(console, stage)
+
+
 @dataclass
 class ExperimentResult:
     out: Path
@@ -293,19 +306,26 @@ class ExperimentResult:
         return self.comparisons[0] if self.baseline is not None and self.comparisons else None
 
 
-def run_experiment(cfg: ExperimentConfig) -> ExperimentResult:
+def run_experiment(cfg: ExperimentConfig, console: Console | None = None) -> ExperimentResult:
     start = time.perf_counter()
+    console = console or Console(stderr=True)
     out = cfg.out_dir
     claim_out_dir(cfg, out)
     prepared = prepare_data(cfg, out)
     log.info("data: %d train, %d val, %d test", len(prepared.train), len(prepared.val), len(prepared.test))
+    plan = build_plan(cfg, prepared)
+    plan.print(console)
     stages: dict[str, dict[str, Any]] = {}
+    n_test = len(prepared.test)
     if cfg.baseline:
-        stages["baseline"] = evaluate(cfg, cfg.model, prepared.test, out / "baseline")
+        with timed(plan, "baseline", eval_done(out / "baseline", n_test), console):
+            stages["baseline"] = evaluate(cfg, cfg.model, prepared.test, out / "baseline")
     checkpoint = None
     if cfg.sft:
-        checkpoint = finetune(cfg, training_examples(cfg, prepared, out), prepared.val, out / "train")
-        stages["final"] = evaluate(cfg, str(checkpoint), prepared.test, out / "final")
+        with timed(plan, "train", train_done(out / "train"), console):
+            checkpoint = finetune(cfg, training_examples(cfg, prepared, out), prepared.val, out / "train")
+        with timed(plan, "final", eval_done(out / "final", n_test), console):
+            stages["final"] = evaluate(cfg, str(checkpoint), prepared.test, out / "final")
     if cfg.rl is not None:
         begin = str(checkpoint) if cfg.rl_from == "sft" else cfg.model
         policy = reinforce(cfg, begin, prepared, out / "rl")

@@ -117,6 +117,13 @@ def test_run_command_prints_table_and_report(tiny_model_dir: Path, tmp_path: Pat
     assert result.exit_code == 0, result.output
     assert "before training" in result.output and "after SFT" in result.output and "95% CI" in result.output
     assert "McNemar" in result.output and f"report: {out / 'report' / 'report.html'}" in result.output
+    # the plan before the first stage (this machine's measured rate, every stage's estimate), then each
+    # stage's real time with the rest estimated again
+    plan = result.output[result.output.index("plan on cpu") :]
+    assert "GFLOP/s (measured now)" in plan and plan.index("baseline") < plan.index("train") < plan.index(
+        "final"
+    )
+    assert "baseline took" in result.output and "the rest about" in result.output
 
 
 def test_data_path_must_be_a_folder(tmp_path: Path) -> None:

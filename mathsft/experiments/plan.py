@@ -1,0 +1,228 @@
+"""What ``mathsft run`` is about to do and roughly how long this machine will take, said before the first stage.
+
+The estimate is the work each stage holds — tokens to prefill and decode in an eval, tokens through the trained
+and the frozen layers in SFT — divided by this machine's matmul rate, measured on the spot in the run's dtype
+(``measured_peak_flops``, ~0.5 s), times the fraction of that rate each kind of work reached in measured runs
+(``EFFICIENCY``). Once a stage has run, the rest is estimated again from what that stage really took, so the
+forecast tightens as the job goes. A plan also says how likely the test set is to show the gain it is looking
+for (``mcnemar_power``), when the config states the effect to expect.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+
+from mathsft.evaluation.metrics import mcnemar_exact
+
+# Fraction of the measured matmul rate reached, in FLOPs done per second (bench/decode_profile.py, the
+# training loop's train/mfu): evals on a 2-core AVX2 EPYC in fp32 (batch 64, calculator on) and its SFT steps.
+EFFICIENCY = {"eval": 0.45, "train": 0.55}
+GENERATED_SHARE = 0.85  # of max_new_tokens, on average: the base model mostly loops to the limit
+
+
+@dataclass
+class StagePlan:
+    name: str
+    what: str
+    gflop: float  # the stage's work
+    kind: str  # "eval" or "train": which efficiency applies
+    seconds: float = 0.0  # estimated, then measured once the stage ran
+    done: bool = False
+
+
+@dataclass
+class Plan:
+    """The stages ahead, their estimated seconds, and the machine rate behind them."""
+
+    device: str
+    dtype: str
+    gflops: float  # measured matmul rate, GFLOP/s
+    stages: list[StagePlan] = field(default_factory=list)
+    efficiency: dict[str, float] = field(default_factory=lambda: dict(EFFICIENCY))
+    notes: list[str] = field(default_factory=list)
+
+    def estimate(self) -> None:
+        for stage in self.stages:
+            if not stage.done:
+                stage.seconds = stage.gflop / (self.gflops * self.efficiency[stage.kind])
+
+    def remaining_s(self) -> float:
+        return sum(s.seconds for s in self.stages if not s.done)
+
+    def finished(self, name: str, seconds: float) -> None:
+        """Record a stage's real time; the other stages of its kind are estimated again at its rate."""
+        stage = next(s for s in self.stages if s.name == name)
+        stage.seconds, stage.done = seconds, True
+        if seconds > 0 and stage.gflop > 0:
+            self.efficiency[stage.kind] = stage.gflop / seconds / self.gflops
+        self.estimate()
+
+    def print(self, console: Console) -> None:
+        console.print(
+            f"[bold]plan[/bold] on {self.device}, {self.dtype}: this machine's matmul rate "
+            f"{self.gflops:.0f} GFLOP/s (measured now); about {self.remaining_s() / 60:.0f} min in all"
+        )
+        for s in self.stages:
+            console.print(f"  {s.name:9s}~{s.seconds / 60:5.1f} min  {s.what}")
+        for note in self.notes:
+            console.print(f"  {note}")
+
+    def print_progress(self, console: Console, name: str) -> None:
+        took = next(s for s in self.stages if s.name == name).seconds
+        left = self.remaining_s()
+        tail = f"; the rest about {left / 60:.1f} min at this machine's measured rates" if left else ""
+        console.print(f"[bold]{name}[/bold] took {took / 60:.1f} min{tail}")
+
+
+def eval_gflop(
+    prompt_tokens: list[int], max_new_tokens: int, gflop_per_token: float, head_gflop: float
+) -> float:
+    """Prefill every prompt (no LM head but the last position's) and decode ~GENERATED_SHARE of the limit."""
+    prefill = sum(prompt_tokens) * (gflop_per_token - head_gflop)
+    decode = len(prompt_tokens) * GENERATED_SHARE * max_new_tokens * gflop_per_token
+    return prefill + decode
+
+
+def train_gflop(tokens: int, targets: int, params: dict[str, float]) -> float:
+    """fwd + bwd of the trained layers (6 FLOPs a weight a token), forward only below them (2), and the LM
+    head on the supervised positions (6 trained, 4 fixed). ``params`` in billions: trained, frozen, head."""
+    head = (6 if params["head_trains"] else 4) * params["head"] * targets
+    return (6 * params["trained"] + 2 * params["frozen"]) * tokens + head
+
+
+def mcnemar_power(n: int, gain: float, loss: float, alpha: float = 0.05) -> float:
+    """Probability that n paired problems show a gain with exact McNemar p < ``alpha``, when a problem is solved
+    only after training with probability ``gain`` and only before with ``loss`` (independent problems)."""
+    q = gain + loss
+    if n < 1 or q <= 0:
+        return 0.0
+    share = gain / q
+    top = min(n, int(n * q + 12 * math.sqrt(n * q) + 12))
+    power = 0.0
+    for d in range(1, top + 1):
+        p_d = _binomial(n, d, q)
+        if p_d < 1e-12:
+            continue
+        # the smallest count of gains among d discordant problems that the exact test calls significant
+        crit = next((b for b in range(d // 2 + 1, d + 1) if mcnemar_exact(d - b, b) < alpha), None)
+        if crit is not None:
+            power += p_d * sum(_binomial(d, b, share) for b in range(crit, d + 1))
+    return power
+
+
+def _binomial(n: int, k: int, p: float) -> float:
+    """P(k successes in n), in log space: n may be thousands."""
+    if p <= 0 or p >= 1:
+        return float(k == (n if p >= 1 else 0))
+    log_pmf = math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+    return math.exp(log_pmf + k * math.log(p) + (n - k) * math.log1p(-p))
+
+
+def problems_for_power(
+    gain: float, loss: float, power: float = 0.8, alpha: float = 0.05, step: int = 50
+) -> int:
+    """The smallest multiple of ``step`` test problems with at least ``power`` (up to 5,000; more: 5,000)."""
+    for n in range(step, 5001, step):
+        if mcnemar_power(n, gain, loss, alpha) >= power:
+            return n
+    return 5000
+
+
+def power_note(n: int, expected: dict[str, Any]) -> str:
+    gain, loss = expected["gain"], expected["loss"]
+    return (
+        f"{n} test problems: if training solves {100 * gain:.1f}% of them that the base model misses and loses "
+        f"{100 * loss:.1f}% it solved ({expected.get('source', 'the config')}), McNemar at p < 0.05 shows the "
+        f"gain with probability {mcnemar_power(n, gain, loss):.0%}; 80% needs ~{problems_for_power(gain, loss)}"
+    )
+
+
+def model_params(model_spec: str, freeze_layers: int, freeze_embeddings: bool) -> dict[str, Any]:
+    """Billions of weights in the trained layers, the frozen ones below them and the LM head, from the config on
+    the meta device; plus the per-token forward GFLOP of eval (``forward_gflop_per_token``) and its head."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from mathsft.generation.speed import forward_gflop_per_token
+    from mathsft.models import resolve_model
+
+    config = AutoConfig.from_pretrained(resolve_model(model_spec))
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    layers = model.model.layers if hasattr(model, "model") and hasattr(model.model, "layers") else []
+    frozen = sum(p.numel() for layer in list(layers)[:freeze_layers] for p in layer.parameters())
+    head = model.get_output_embeddings().weight.numel()
+    body = sum(p.numel() for p in model.parameters()) - model.get_input_embeddings().weight.numel()
+    tied = bool(getattr(config.get_text_config(), "tie_word_embeddings", False))
+    body -= 0 if tied else head
+    return {
+        "trained": (body - frozen) / 1e9,
+        "frozen": frozen / 1e9,
+        "head": head / 1e9,
+        "head_trains": not (freeze_embeddings and tied),
+        "gflop_per_token": forward_gflop_per_token(model_spec),
+        "head_gflop": 2 * head / 1e9,
+    }
+
+
+def build_plan(cfg: Any, prepared: Any) -> Plan:
+    """The plan of an ``ExperimentConfig`` over its prepared data: the matmul probe runs here (~0.5 s)."""
+    from mathsft.evaluation.run import build_prompts
+    from mathsft.generation.speed import measured_peak_flops
+    from mathsft.models import auto_device, load_tokenizer
+
+    device = auto_device(cfg.train.device)
+    dtype = (
+        cfg.train.dtype
+    )  # "auto" is resolved by TrainConfig; eval's auto resolves alike (bf16 where native)
+    plan = Plan(device, dtype, measured_peak_flops(device, dtype) / 1e9)
+    tokenizer = load_tokenizer(cfg.model)
+    params = model_params(cfg.model, cfg.train.freeze_layers, cfg.train.freeze_embeddings)
+    test = prepared.test
+    prompts = build_prompts(cfg.eval.model_copy(update={"model": cfg.model}), test).values()
+    prompt_tokens = [len(_tokens(tokenizer, p)) for p in prompts]
+    work = eval_gflop(prompt_tokens, cfg.eval.max_new_tokens, params["gflop_per_token"], params["head_gflop"])
+    what = f"greedy eval of {len(test)} test problems, <= {cfg.eval.max_new_tokens} new tokens"
+    if cfg.baseline:
+        plan.stages.append(StagePlan("baseline", what + " (the base model)", work, "eval"))
+    if cfg.sft:
+        plan.stages.append(_train_stage(cfg, prepared, tokenizer, params))
+        plan.stages.append(StagePlan("final", what + " (the SFT checkpoint)", work, "eval"))
+    if cfg.rl is not None:
+        plan.notes.append("the RL stage and its eval come on top (not estimated)")
+    if cfg.expected_effect is not None and cfg.baseline and cfg.sft:
+        plan.notes.append(power_note(len(test), cfg.expected_effect.model_dump()))
+    plan.estimate()
+    return plan
+
+
+def _train_stage(cfg: Any, prepared: Any, tokenizer: Any, params: dict[str, Any]) -> StagePlan:
+    from mathsft.training import problems_to_examples
+    from mathsft.training.loop import total_steps
+
+    train = cfg.train
+    n = len(prepared.train)
+    steps = total_steps(train, n)
+    what = f"SFT: {n} examples x {train.epochs:g} epoch(s) = {steps} steps of {train.batch_size}, lr {train.lr:g}"
+    if cfg.traces is not None or prepared.manifest["train"]["form"] != "problems":
+        return StagePlan("train", what + " (not estimated: teacher traces or ready examples)", 0.0, "train")
+    examples = problems_to_examples(prepared.train, cfg.eval.prompt, cfg.eval.calculator)
+    tokens = targets = 0
+    for example in examples:
+        prompt = len(_tokens(tokenizer, example.messages[:-1]))
+        whole = min(len(_tokens(tokenizer, example.messages, generation=False)), train.max_length)
+        tokens, targets = tokens + whole, targets + max(0, whole - prompt)
+    passes = steps * train.batch_size / max(1, n)  # epochs, or fewer where max_steps stops early
+    gflop = train_gflop(tokens, targets, params) * passes
+    return StagePlan("train", what, gflop, "train")
+
+
+def _tokens(tokenizer: Any, prompt: Any, generation: bool = True) -> list[int]:
+    if isinstance(prompt, str):
+        return tokenizer(prompt)["input_ids"]
+    text = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=generation)
+    return tokenizer(text, add_special_tokens=False)["input_ids"]

@@ -1,0 +1,44 @@
+"""The printed plan: the power of a paired test set, stage estimates re-made from measured stages."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mathsft.evaluation.metrics import mcnemar_exact
+from mathsft.experiments.plan import Plan, StagePlan, mcnemar_power, power_note, problems_for_power
+
+
+def simulated_power(n: int, gain: float, loss: float, trials: int = 4000) -> float:
+    rng = np.random.default_rng(0)
+    draws = rng.multinomial(n, [gain, loss, 1 - gain - loss], size=trials)
+    return float(np.mean([b > a and mcnemar_exact(int(a), int(b)) < 0.05 for b, a, _ in draws.tolist()]))
+
+
+@pytest.mark.parametrize(("n", "gain", "loss"), [(300, 0.04, 0.01), (300, 0.03, 0.013), (1319, 0.03, 0.012)])
+def test_power_agrees_with_simulated_test_sets(n: int, gain: float, loss: float) -> None:
+    assert mcnemar_power(n, gain, loss) == pytest.approx(simulated_power(n, gain, loss), abs=0.03)
+
+
+def test_power_grows_with_the_test_set_and_needs_a_real_gain() -> None:
+    assert mcnemar_power(100, 0.03, 0.01) < mcnemar_power(300, 0.03, 0.01) < mcnemar_power(1000, 0.03, 0.01)
+    assert mcnemar_power(1000, 0.02, 0.02) < 0.03  # no gain: significant gains only by chance
+    n = problems_for_power(0.03, 0.01)
+    assert mcnemar_power(n, 0.03, 0.01) >= 0.8 > mcnemar_power(n - 50, 0.03, 0.01)
+    note = power_note(300, {"gain": 0.03, "loss": 0.01, "source": "AVX2 fp32, 1,319"})
+    assert "300 test problems" in note and "AVX2 fp32, 1,319" in note and f"~{n}" in note
+
+
+def test_a_measured_stage_re_estimates_the_stages_of_its_kind() -> None:
+    plan = Plan("cpu", "fp32", gflops=100.0, efficiency={"eval": 0.5, "train": 0.5})
+    plan.stages = [
+        StagePlan("baseline", "", 3000.0, "eval"),
+        StagePlan("train", "", 6000.0, "train"),
+        StagePlan("final", "", 3000.0, "eval"),
+    ]
+    plan.estimate()
+    assert [s.seconds for s in plan.stages] == [60.0, 120.0, 60.0]
+    plan.finished("baseline", 120.0)  # the eval ran at half the assumed rate
+    assert plan.remaining_s() == 120.0 + 120.0
+    plan.finished("train", 0.0)  # reused from an earlier run: says nothing about this machine
+    assert plan.efficiency["train"] == 0.5 and plan.remaining_s() == 120.0
