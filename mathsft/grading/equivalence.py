@@ -33,8 +33,8 @@ import re
 from fractions import Fraction
 from functools import lru_cache
 
-from mathsft.grading.normalize import canonical, compact, normalize_chars, text_key
-from mathsft.grading.numeric import float_equal
+from mathsft.grading.normalize import canonical, compact, decimal_comma, normalize_chars, text_key
+from mathsft.grading.numeric import constant_value, float_equal
 from mathsft.grading.timeout import clear_worker_cache, run_symbolic
 from mathsft.grading.values import (
     MEMBERSHIP,
@@ -44,6 +44,7 @@ from mathsft.grading.values import (
     Union,
     has_variables,
     is_text,
+    matrix_expression,
     parse_base,
     parse_labelled,
     parse_number,
@@ -57,6 +58,7 @@ from mathsft.grading.values import (
 
 PROFILES = ("strict", "lenient")
 MIN_SIGNIFICANT = 10  # a decimal for a non-decimal gold: a float printout, not a rounded answer
+MIN_ENDPOINT_SIGNIFICANT = 4  # an interval endpoint as a decimal: 2.6667 for 8/3, not 2.7
 MAX_DEPTH = 4
 _LEAD_IN = re.compile(r"^\s*\\text\s*\{\s*[A-Za-z][A-Za-z ,.:']*[A-Za-z:]\s*\}\s*(\S.*)$", re.DOTALL)
 _CHOICE_WITH_VALUE = re.compile(r"^\s*\(([A-Ea-e])\)[\s\\:.,]")
@@ -144,9 +146,13 @@ def _compare_structure(
 ) -> tuple[bool, str]:
     structure = parse_structure(pred)
     if isinstance(gold, Matrix):
-        if not isinstance(structure, Matrix) or [len(r) for r in structure.rows] != [
-            len(r) for r in gold.rows
-        ]:
+        if structure is None:
+            structure = matrix_expression(pred)  # 2\begin{pmatrix}..\end{pmatrix}, A + B, AB
+        if (
+            not isinstance(structure, Matrix)
+            or structure.shape != gold.shape
+            or structure.determinant != gold.determinant
+        ):
             return False, "matrix"
         cells = zip(sum(structure.rows, ()), sum(gold.rows, ()), strict=True)
         return all(_compare(p, g, lenient, depth + 1)[0] for p, g in cells), "matrix"
@@ -164,6 +170,8 @@ def _compare_structure(
         if len(structure.items) != len(gold.items):
             return False, kind
         pairs = zip(structure.items, gold.items, strict=True)
+        if lenient and _is_interval(gold):
+            return all(_endpoint_equal(p, g, depth) for p, g in pairs), kind
         return all(_compare(p, g, lenient, depth + 1)[0] for p, g in pairs), kind
     if structure is None:
         items: tuple[str, ...] = (pred,)
@@ -174,15 +182,50 @@ def _compare_structure(
     return _unordered(items, gold.items, lenient, depth), "set"
 
 
+def _is_interval(gold: Sequence) -> bool:
+    """Brackets that only an interval has (``(a, b]``, ``[a, b]``) or an infinite end; ``(3, \\frac{\\pi}{2})``
+    may be a point, whose coordinates are not rounded."""
+    return len(gold.items) == 2 and (gold.open + gold.close != "()" or any("infty" in i for i in gold.items))
+
+
+def _endpoint_equal(pred: str, gold: str, depth: int) -> bool:
+    """An interval's endpoints: equal, or (lenient) a decimal of ``MIN_ENDPOINT_SIGNIFICANT`` or more
+    significant digits that is the gold endpoint rounded to its places (``2.6667`` for ``\\frac{8}{3}``,
+    ``1.4142`` for ``\\sqrt{2}``): interval answers are often given to four decimals."""
+    if _compare(pred, gold, True, depth + 1)[0]:
+        return True
+    number = parse_number(pred)
+    if number is None or number.kind != "decimal" or number.significant < MIN_ENDPOINT_SIGNIFICANT:
+        return False
+    exact = parse_number(gold)
+    if exact is not None:
+        return _round(exact.value, number.decimals) == number.value
+    value = constant_value(gold)
+    if value is None or abs(value.imag) > 0:
+        return False
+    return _round(Fraction(value.real), number.decimals) == number.value
+
+
 def _expand_pm(s: str) -> str:
     pm = split_pm(s)
     return ", ".join(pm) if pm else s
 
 
 def _as_list(s: str) -> str:
-    """Several answers joined by words (``1 and 2 and 3``, ``(11,7) or (7,11)``, ``-12;-11;-10``): a list."""
+    """Several answers joined by words (``1 and 2 and 3``, ``(11,7) or (7,11)``, ``-12;-11;-10``): a list;
+    a part naming several unknowns (``p=5, q=2; p=7, q=2``, ``(x,y)=(1,1) or (x,y)=(0,0)``) is the tuple
+    of its values in the order of their names."""
     parts = split_alternatives(s)
-    return ", ".join(parts) if len(parts) > 1 else s
+    if len(parts) < 2:
+        return s
+    return ", ".join(_as_tuple(part) for part in parts)
+
+
+def _as_tuple(part: str) -> str:
+    label = parse_labelled(part) if "=" in part else None
+    if label is None or len(set(label.names)) != len(label.names) or len(label.names) < 2:
+        return part
+    return "(" + ", ".join(value for _, value in sorted(zip(label.names, label.values, strict=True))) + ")"
 
 
 def _bare_list_as_tuple(s: str) -> str:
@@ -241,6 +284,11 @@ def _compare(pred: str, gold: str, lenient: bool, depth: int = 0) -> tuple[bool,
             return _compare(pred_set or pred, gold_set or gold, lenient, depth + 1)
         return False, "relation"
     pred, gold = _as_list(pred), _as_list(gold)
+    sides = split_top(pred, "=")
+    if (
+        len(sides) > 2 and "=" not in gold and all(sides) and len(split_top(pred, ",")) == 1
+    ):  # x = 5+5+1 = 11: the last side is the answer
+        pred = sides[-1]
     if "=" in pred or "=" in gold:
         pred, gold, verdict = _labelled(pred, gold, lenient, depth)
         if verdict is not None:
@@ -249,7 +297,7 @@ def _compare(pred: str, gold: str, lenient: bool, depth: int = 0) -> tuple[bool,
             return True, "exact"
     if lenient and r"\pm" in gold + pred:
         gold, pred = _expand_pm(gold), _expand_pm(pred)
-    gold_structure = parse_structure(gold)
+    gold_structure = parse_structure(gold) or (matrix_expression(gold) if r"\begin" in gold else None)
     if gold_structure is not None:
         return _compare_structure(pred, gold_structure, lenient, depth)
     pred_structure = parse_structure(pred)
@@ -317,6 +365,8 @@ def compare(pred: str, gold: str, profile: str = "lenient") -> tuple[bool, str]:
     lead_in = _LEAD_IN.match(pred)
     if lead_in:  # \text{The minimum value is } \frac{1}{2}: the sentence states the value after it
         p = canonical(lead_in.group(1))
+    if parse_number(g) is not None:  # 1,22 for a number: a decimal comma where it cannot be thousands
+        p = decimal_comma(p)
     return _compare(p, g, profile == "lenient")
 
 

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import re
 
+from mathsft.grading.normalize import decimal_comma
+
 STYLES = ("auto", "gsm8k", "math")
 MAX_ANSWER_CHARS = 2000  # an "answer" longer than this is a runaway box, not an answer
 TAIL_CHARS = 4000  # a final statement or final sentence is looked for in this many last characters
@@ -34,7 +36,11 @@ _BOX_COMMANDS = (r"\boxed", r"\fbox")
 _ANSWER_TAG = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.DOTALL | re.IGNORECASE)
 _GSM8K = re.compile(r"####\s*([^\n]+)")
 _PHRASE = re.compile(
-    r"(?:\b(?:final\s+)?answer\s*\**\s*(?:is\b|:)\s*\**\s*:?|\bthe\s+answer\s+is\b\s*:?)", re.IGNORECASE
+    r"(?:\b(?:final\s+)?answer\s*\**\s*(?:is\b|:)\s*\**\s*:?|\bthe\s+answer\s+is\b\s*:?"
+    # a heading line ("Answer", "**Final Answer**", "### Answer:") above display math
+    r"|(?P<heading>(?:^|(?<=\n))[ \t]*(?:\#+[ \t]*)?\**[ \t]*(?:final[ \t]+)?answer[ \t]*:?[ \t]*\**[ \t]*:?"
+    r"[ \t]*(?=\n)))",
+    re.IGNORECASE,
 )
 _NUMBER = re.compile(r"(?<![\w.])-?\d(?:[\d,]*\d)?(?:\.\d+)?(?:/\d+)?")
 _SENTENCE_END = re.compile(r"\.(?=\s|$)|\bI hope\b|\n")
@@ -42,7 +48,10 @@ _CLOSING = re.compile(
     r"(?:^|(?<=[.!?\n]))\s*(?:I hope|Hope (?:this|that|it)|Let me know|Feel free)\b[^\n]*$", re.I
 )
 # An answer stated in words around one number: words, currency, \text{} and punctuation, no math.
-_PROSE = re.compile(r"(?:\s|\b(?:[A-Za-z]{2,}|[aAI])\b|[$,.;:?'\"()*{}]|\\[$,;! ]|\\text\b|\\mbox\b)*")
+# Words in any language ("Il costo è di $25"): letters, but a lone ASCII letter other than a/I is a variable.
+_PROSE = re.compile(
+    r"(?:\s|\b(?:[^\W\d_]{2,}|[aAI]|[^\W\d_A-Za-z])\b|[$,.;:?'\"()*{}]|\\[$,;! ]|\\text\b|\\mbox\b)*"
+)
 _MATH_SPAN = re.compile(r"^\s*(\$\$?|\\\(|\\\[)(.*?)((?<!\\)\$\$?|\\\)|\\\])", re.DOTALL)  # \$ is a dollar
 _UNBRACED = re.compile(r"[^\s$]+")
 MAX_JOINED_BOXES = 16
@@ -68,6 +77,7 @@ _MATH_MARK = re.compile(r"[\d$\\]")
 # a response that ends inside a computation ("3 + 5 =", "8 *", an open calculator call "= <<3+5")
 _UNFINISHED = re.compile(r"(?:[-+*/×÷^=]|<<[^<>]*)\s*$")
 MAX_WHOLE_CHARS = 200
+_FINAL_STATEMENT = re.compile(r"\bfinal answer\b", re.IGNORECASE)
 
 
 def answer_part(text: str) -> tuple[str | None, bool]:
@@ -155,8 +165,11 @@ def _phrase_answer(text: str) -> str | None:
     matches = list(_PHRASE.finditer(text, tail_start)) or (list(_PHRASE.finditer(text)) if tail_start else [])
     values = []
     for m in reversed(matches):
+        following = text[m.end() : m.end() + MAX_ANSWER_CHARS + 10]
+        if m.group("heading") and not _MATH_SPAN.match(following):
+            continue  # a heading states an answer only through the math below it
         if not _CHECKING.search(text, max(0, m.start() - 40), m.start()):
-            value = _clip_value(text[m.end() : m.end() + MAX_ANSWER_CHARS + 10])
+            value = _clip_value(following)
             if value:
                 values.insert(0, value)
                 if len(values) == 3:  # enough to recognize a loop
@@ -267,9 +280,11 @@ def _whole_expression(text: str) -> str | None:
 
 
 def gold_answer(gold: str) -> str:
-    """A gold given as a whole solution (with ``\\boxed{}`` or ``####``) stands for its final answer, taken
-    the same way as a response's; any other gold is the answer itself."""
-    if any(marker in gold for marker in ("\\boxed", "\\fbox", "####", "</think>")):
+    """A gold given as a whole solution (with ``\\boxed{}``, ``####`` or Minerva's "Final Answer: The final
+    answer is $X$") stands for its final answer, taken the same way as a response's; any other gold is the
+    answer itself."""
+    markers = ("\\boxed", "\\fbox", "####", "</think>")
+    if any(marker in gold for marker in markers) or _FINAL_STATEMENT.search(gold):
         answer, _ = extract(gold, None)
         if answer is not None:
             return answer
@@ -279,10 +294,16 @@ def gold_answer(gold: str) -> str:
 def stated_number(answer: str) -> str | None:
     """The number of an answer stated in words around it ("Janet makes $18 every day", "18 \\text{ bags}",
     "18, so she makes $18"): every number in it the same and the rest prose, else None."""
-    numbers = {m.group(0).replace(",", "") for m in _NUMBER.finditer(answer)}
+    numbers = {_number_text(m.group(0)) for m in _NUMBER.finditer(answer)}
     if len(numbers) != 1 or not _PROSE.fullmatch(_NUMBER.sub(" ", answer)):
         return None
     return numbers.pop()
+
+
+def _number_text(number: str) -> str:
+    """``1,000`` -> ``1000``; ``7,50`` (a decimal comma) -> ``7.50``."""
+    number = decimal_comma(number)
+    return number.replace(",", "")
 
 
 def _gsm8k_answer(text: str) -> str | None:

@@ -59,23 +59,30 @@ _BINOM_VARIANTS = re.compile(r"\\[dt]binom(?![a-zA-Z])")
 _DEGREES = re.compile(
     r"\^\s*\{?\s*\\circ\s*\}?|\\circ(?![a-zA-Z])|\\degree(?![a-zA-Z])|\^\s*\{\s*\\text\{o\}\s*\}"
 )
-_STYLE_WRAPPERS = re.compile(
-    r"\\(?:mathbf|mathit|mathsf|mathnormal|textbf|textit|textrm|textsf|boldsymbol|bm)(?![a-zA-Z])"
+_STYLE_WRAPPERS = re.compile(r"\\(?:mathbf|mathit|mathsf|mathnormal|boldsymbol|bm)(?![a-zA-Z])")
+_TEXT_CMD = re.compile(
+    r"\\(?:text|mbox|textnormal|hbox|operatorname|mathrm|textbf|textit|textrm|textsf|emph)\s*\{([^{}]*)\}"
 )
-_TEXT_CMD = re.compile(r"\\(?:text|mbox|textnormal|hbox|operatorname|mathrm)\s*\{([^{}]*)\}")
 _UNIT_SLASH = re.compile(r"(?<=[A-Za-z])\s*/\s*(?=[A-Za-z])")  # km / h (from \mathrm{km}/\mathrm{h})
 _DOLLARS = re.compile(r"\\\$|\$")
-_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$|^[+-]?\d{1,3}(?: \d{3})+(?:\.\d+)?$")
-_SPACE_THOUSANDS = re.compile(r"(?<=\d)(?:\{,\}|,\\!)(?=\d{3})")  # 1{,}000 and MATH's 1,\!000
+# 0,125 is no thousands: a leading zero makes it a decimal comma
+_THOUSANDS = re.compile(r"^[+-]?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?$|^[+-]?[1-9]\d{0,2}(?: \d{3})+(?:\.\d+)?$")
+_SPACE_THOUSANDS = re.compile(r"(?<=\d)(?:\{,\}|,\\!\s*)(?=\d{3})")  # 1{,}000 and MATH's 1,\!000, 11,\! 111
+# 1,22 / 0,5 / 12,5: a comma that cannot separate thousands (not three digits after it, or a leading 0)
+_DECIMAL_COMMA = re.compile(r"[+-]?(?:\d+,\d{1,2}|0,\d+|\d+,\d{4,})")
 _TRAILING_PUNCT = re.compile(r"[\s.;:,]+$")
-_PERCENT = re.compile(r"\\?%|(?<=[\d}.])\s*(?:per\s?cent|pct)\b\.?", re.IGNORECASE)
+_PERCENT = re.compile(r"\\?%|(?<=[\d}.])\s*(?:per\s?cent(?:age)?(?:\s+points?)?|pct)\b\.?", re.IGNORECASE)
 # One-token arguments of \frac / \binom / \sqrt get braces (\frac13, \frac{\sqrt3}2, \frac ab); a braced
 # single character after ^ or _ loses them, so both spellings meet as one string.
 _ARG_COMMANDS = re.compile(r"\\(frac|binom|sqrt)(?![a-zA-Z])")
 _TOKEN = re.compile(r"\s*(\d|[A-Za-z]|\\[a-zA-Z]+)")
 _SCRIPT_BRACE = re.compile(r"([\^_])\{(\w)\}")
 _PLUS_INFINITY = re.compile(r"(^|[,(\[{]|\\cup)\s*\+\s*\\infty")
-_RELATIONS = re.compile(r"\\(?:le|leqslant|leq)(?![a-zA-Z])|\\(?:ge|geqslant|geq)(?![a-zA-Z])")
+_RELATIONS = re.compile(
+    r"\\(?:le|leqslant|leq)(?![a-zA-Z])|<=|\\(?:ge|geqslant|geq)(?![a-zA-Z])|>=|\\(?:ne|neq)(?![a-zA-Z])|!="
+    r"|\\[lg]t(?![a-zA-Z])"
+)
+_RELATION_NAMES = {"<": "\\leq ", ">": "\\geq ", "!": "\\neq ", "n": "\\neq ", "l": "\\leq ", "g": "\\geq "}
 _MULTISPACE = re.compile(r"\s+")
 _PLAIN_NUMBER = re.compile(r"-?\d{1,30}(?:\.\d{1,30})?")
 # Unit words dropped after a number ("5 cm", "18 dollars", "15\mbox{ cm}^2"); variables are single letters,
@@ -156,7 +163,11 @@ def brace_arguments(s: str, depth: int = 0) -> str:
 
 
 def _relation(match: re.Match) -> str:
-    return "\\leq " if match.group(0)[1] == "l" else "\\geq "
+    """``\\le``, ``<=`` -> ``\\leq``; ``\\ge``, ``>=`` -> ``\\geq``; ``\\ne``, ``!=`` -> ``\\neq``; ``\\lt`` -> ``<``."""
+    text = match.group(0)
+    if text in (r"\lt", r"\gt"):
+        return "<" if text == r"\lt" else ">"
+    return _RELATION_NAMES[text[0] if text[0] != "\\" else text[1]]
 
 
 def canonical(answer: str) -> str:
@@ -188,6 +199,12 @@ def canonical(answer: str) -> str:
     if _THOUSANDS.match(s):  # "1,000", "1 000"; "200, 100" (a space after the comma) is a list
         s = s.replace(",", "").replace(" ", "")
     return s.strip()
+
+
+def decimal_comma(s: str) -> str:
+    """``1,22`` -> ``1.22``: a number whose comma cannot separate thousands (one or two digits after it,
+    four or more, or a leading ``0,``) written with a decimal comma; anything else unchanged."""
+    return s.replace(",", ".") if _DECIMAL_COMMA.fullmatch(s) else s
 
 
 def compact(s: str) -> str:
