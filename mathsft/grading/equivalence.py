@@ -207,8 +207,8 @@ def _endpoint_equal(pred: str, gold: str, depth: int) -> bool:
 
 
 def _expand_pm(s: str) -> str:
-    pm = split_pm(s)
-    return ", ".join(pm) if pm else s
+    """``\\pm 2`` -> ``2, -2``, item by item (``0, \\pm 1`` -> ``0, 1, -1``)."""
+    return ", ".join(", ".join(pm) if (pm := split_pm(item)) else item for item in split_top(s, ","))
 
 
 def _as_list(s: str) -> str:

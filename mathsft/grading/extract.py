@@ -55,6 +55,7 @@ _PROSE = re.compile(
 _MATH_SPAN = re.compile(r"^\s*(\$\$?|\\\(|\\\[)(.*?)((?<!\\)\$\$?|\\\)|\\\])", re.DOTALL)  # \$ is a dollar
 _UNBRACED = re.compile(r"[^\s$]+")
 MAX_JOINED_BOXES = 16
+_BOX_LABEL = re.compile(r"(?<![A-Za-z\\])([A-Za-z](?:_\{?\w{1,3}\}?)?)\s*=\s*$")
 MAX_JOIN_GAP = 60  # characters between two boxes that together state several answers
 # What may stand between boxes that together state several answers: commas, "and"/"or", spacing, math
 # delimiters; never words, so "\boxed{3}, then correcting: \boxed{4}" is one answer.
@@ -106,14 +107,22 @@ def last_boxed(text: str) -> str | None:
     if found is None:
         return None
     start, _, content = found
-    contents = [content]
+    contents, starts = [content], [start]
     for _ in range(MAX_JOINED_BOXES - 1):
         previous = _box_before(text, start)
         gap = text[previous[1] : start] if previous is not None else ""
+        label = _BOX_LABEL.search(gap)
+        gap = gap[: label.start()] if label else gap  # "$x=\boxed{1}$ and $x=\boxed{2}$": x= names the box
         if previous is None or len(gap) > MAX_JOIN_GAP or not _BOX_JOIN.fullmatch(gap):
             break
         start, _, content = previous
         contents.insert(0, content)
+        starts.insert(0, start)
+    if len(contents) > 1:
+        labels = [_BOX_LABEL.search(text, max(0, s - 16), s) for s in starts]
+        names = [label.group(1) if label else None for label in labels]
+        if all(names) and len(set(names)) == len(names):  # x=\boxed{1}, y=\boxed{2}: a labelled tuple
+            contents = [f"{name}={content}" for name, content in zip(names, contents, strict=True)]
     return ", ".join(dict.fromkeys(contents))
 
 

@@ -95,6 +95,10 @@ _UNITS = (
     "marbles?|pages?|points?|ways?|times|boxes|books?|cookies?|eggs?|pieces?|sq\\.? ?(?:ft|m|in)|"
     "km/h|km/hr|m/s|mi/h|m/min|cm/s|yuan|rubles?|rub|euros?|kopecks?"
 )
+# a short word in \text{} / \mathrm{} closing an answer after a number is its unit: 2,5 \text{ m}, 9.8 \mathrm{N}
+_TEXT_UNIT = re.compile(
+    r"(?<=[\d}])\s*\\(?:text|mathrm|mbox)\s*\{\s*(?!or\b|and\b)[A-Za-z]{1,3}\s*\}(?:\s*\^\s*\{?[23]\}?)?\s*$"
+)
 _UNIT_TAIL = re.compile(rf"(?<=[\d}}).])\s*(?:(?:{_UNITS})(?:\s*\^\{{?[23]\}}?)?\s*)+$", re.IGNORECASE)
 
 
@@ -185,7 +189,7 @@ def canonical(answer: str) -> str:
     s = _BINOM_VARIANTS.sub(r"\\binom", s)
     s = _DEGREES.sub("", s)
     s = _STYLE_WRAPPERS.sub("", s)
-    s = unwrap_text(s)
+    s = unwrap_text(_TEXT_UNIT.sub("", s))
     if "/" in s:
         s = _UNIT_SLASH.sub("/", s)
     s = _PERCENT.sub("%", s)

@@ -57,7 +57,7 @@ _REVERSE = {
 _MIRROR = {"[": "]", "(": ")", "]": "[", ")": "("}
 # pmatrix, bmatrix, \left[\begin{array}{cc}...\end{array}\right] (brackets kept after \left/\right go),
 # matrix in parentheses: one matrix; vmatrix is a determinant, another kind.
-_ENVIRONMENT = r"\\begin\{([pbvBV]?matrix|array)\}(?:\{[^{}]*\})?(.*?)\\end\{\2\}"
+_ENVIRONMENT = r"\\begin\{([pbvBV]?matrix|array)\}(?:\{[^{}]*\})?((?:(?!\\begin|\\end).)*)\\end\{\2\}"
 _MATRIX = re.compile(rf"^([\[(]?)\s*{_ENVIRONMENT}\s*([\])]?)$", re.DOTALL)
 _MATRIX_TERM = re.compile(rf"([\[(]?)\s*{_ENVIRONMENT}\s*([\])]?)", re.DOTALL)
 _MATRIX_JOIN = re.compile(r"^\s*(?:\\cdot|\\times)?\s*$")

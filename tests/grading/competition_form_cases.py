@@ -597,6 +597,175 @@ def _gold_solutions(rng: random.Random) -> list[dict]:
     return rows
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Held out: written after the rules above, as a check of them (63 of 67 passed then; the four misses -
+# labelled boxes "$x=\\boxed{1}$ and $x=\\boxed{2}$", a matrix sum read as one matrix, "0, \\pm 1",
+# "2,5 \\text{ m}" - were fixed after)
+# ---------------------------------------------------------------------------------------------------------
+
+_HELD_OUT_REASONING = "\n\n".join(
+    [
+        "We begin by writing down what is known: the sum is $12$ and the product is $35$.",
+        "Then $a + b = 12$ gives $b = 12 - a$; substituting, $a(12-a) = 35$, so $a^2 - 12a + 35 = 0$.",
+        "Hmm, I first got $a = 6$, but that gives $36$, not $35$. Let me redo it.",
+        "Factoring, $(a-5)(a-7) = 0$, so the values are $5$ and $7$.",
+        "Checking: $5 + 7 = 12$ and $5 \\cdot 7 = 35$, so both conditions hold and nothing was lost.",
+        "The question, however, asks for a different quantity built from these, so let me compute it.",
+    ]
+)
+HELD_OUT_RESPONSES = [
+    ("carriers", "3.5", _HELD_OUT_REASONING + "\n\n**Final Answer:** $\\frac{7}{2}$", True),
+    ("carriers", "42", _HELD_OUT_REASONING + "\n\nAnswer: \\( 42 \\)", True),
+    (
+        "carriers",
+        "7",
+        _HELD_OUT_REASONING + "\nThe final answer is $\\boxed{7}$. I hope it is correct.",
+        True,
+    ),
+    ("carriers", "-0.25", _HELD_OUT_REASONING + "\n\n## Answer\n\n$$\n-\\frac{1}{4}\n$$", True),
+    ("carriers", "12", _HELD_OUT_REASONING + "\n\nAnswer\n\\[ 13 \\]\n\nThis completes the solution.", False),
+    (
+        "carriers",
+        "8",
+        _HELD_OUT_REASONING + "\nFinal Answer: The final answer is $6$. I hope it is correct.",
+        False,
+    ),
+    ("carriers", "4", _HELD_OUT_REASONING + "\n\nFinal Answer\n\n\\[ x = 4 \\]", True),
+    ("carriers", "4", _HELD_OUT_REASONING + "\n\nFinal Answer\n\n\\[ x = 5 \\]", False),
+    (
+        "several-answers",
+        "1, 2",
+        _HELD_OUT_REASONING + "\n\nSo the solutions are $x=\\boxed{1}$ and $x=\\boxed{2}$.",
+        True,
+    ),
+    (
+        "several-answers",
+        "1, 2",
+        _HELD_OUT_REASONING + "\n\nSo the solutions are $x=\\boxed{1}$ and $x=\\boxed{3}$.",
+        False,
+    ),
+]
+
+HELD_OUT_GOLD_SOLUTIONS = [
+    ("We have $2x = 9$.\nSo the answer is: \\[ \\boxed{\\frac{9}{2}} \\]", ("4.5", "9")),
+    (
+        "The total is $4 \\cdot 6 = 24$, half of which is $12$.\n"
+        "Final Answer: The final answer is $24$. I hope it is correct.",
+        ("24", "12"),
+    ),
+]
+HELD_OUT_PAIRS = [
+    (
+        "matrices",
+        r"\begin{pmatrix} -2 \\ 5 \end{pmatrix}",
+        r"\left[ \begin{matrix} -2 \\ 5 \end{matrix} \right]",
+        True,
+    ),
+    (
+        "matrices",
+        r"\begin{pmatrix} 1 & 0 \\ 0 & 1 \end{pmatrix}",
+        r"\begin{bmatrix}1&0\\0&-1\end{bmatrix}",
+        False,
+    ),
+    (
+        "matrices",
+        r"\begin{pmatrix} \frac{3}{5} & \frac{4}{5} \end{pmatrix}",
+        r"\begin{bmatrix} 0.6 & 0.8 \end{bmatrix}",
+        True,
+    ),
+    (
+        "matrices",
+        r"\begin{pmatrix} 2 & 0 \\ 0 & 2 \end{pmatrix}",
+        r"2\begin{pmatrix}1&0\\0&1\end{pmatrix}",
+        True,
+    ),
+    (
+        "matrices",
+        r"\begin{pmatrix} 7 \\ 8 \end{pmatrix}",
+        r"\begin{pmatrix} 1 \\ 2 \end{pmatrix} + 3\begin{pmatrix} 2 \\ 2 \end{pmatrix}",
+        True,
+    ),
+    (
+        "matrices",
+        r"\begin{pmatrix} 7 \\ 8 \end{pmatrix}",
+        r"\begin{pmatrix} 1 \\ 2 \end{pmatrix} + 2\begin{pmatrix} 2 \\ 2 \end{pmatrix}",
+        False,
+    ),
+    (
+        "matrices",
+        r"\begin{pmatrix} 0 & 1 \\ 1 & 0 \end{pmatrix}",
+        r"\begin{pmatrix} 0 & 1 \\ 1 & 0 \end{pmatrix}^2",
+        False,
+    ),
+    ("relations", r"x \ge -1", "x ≥ -1", True),
+    ("relations", "x < 4", "3x < 12", True),
+    ("relations", "x < 4", "3x > 12", False),
+    ("relations", "x > 2", "-3x + 6 < 0", True),
+    ("relations", r"x \leq \frac{5}{2}", r"2x \leq 5", True),
+    ("relations", r"x \leq \frac{5}{2}", r"2x \geq 5", False),
+    ("relations", "[1, 4]", "1 <= x <= 4", True),
+    ("relations", "[1, 4]", "1 < x <= 4", False),
+    ("relations", r"x \neq 0", "x != 0", True),
+    ("relations", "a > 1", r"a \gt 1", True),
+    ("relations", r"(-\infty, -2)", "-x > 2", True),
+    ("relations", r"(-\infty, -2)", "x > -2", False),
+    ("chained-equalities", "10", "x = 2 + 8 = 10", True),
+    ("chained-equalities", "10", "x = 2 + 8 = 11", False),
+    (
+        "chained-equalities",
+        r"\frac{\sqrt{2}}{2}",
+        r"\sin 45^\circ = \frac{1}{\sqrt{2}} = \frac{\sqrt{2}}{2}",
+        True,
+    ),
+    ("chained-equalities", "64", "2^6 = 64", True),
+    ("chained-equalities", "9", r"|AB| = \sqrt{81} = 9", True),
+    ("chained-equalities", "9", r"|AB| = \sqrt{81} = 8", False),
+    ("several-answers", r"\{2, -2\}", r"x = 2 \text{ or } x = -2", True),
+    ("several-answers", "(1,3),(3,1)", r"(3,1) \text{ and } (1,3)", True),
+    ("several-answers", "(1,3),(3,1)", "(1,3)", False),
+    ("several-answers", "a=1, b=2; a=2, b=1", "(2,1), (1,2)", True),
+    ("several-answers", "3, 5", "5; 3", True),
+    ("several-answers", "-1, 0, 1", r"0, \pm 1", True),
+    ("thousands", "1234567", "1,234,567", True),
+    ("thousands", "1234567", "1{,}234{,}576", False),
+    ("thousands", "5000", r"\$5,\!000", True),
+    ("thousands", "20000", r"20\,000 \text{ people}", True),
+    ("thousands", "1.5", "1,500", False),
+    ("decimal-comma", "2.5", r"2,5 \text{ m}", True),
+    ("decimal-comma", "0.05", "0,05", True),
+    ("decimal-comma", "3.75", r"\text{Respuesta: } 3,75", True),
+    ("decimal-comma", "15", r"\text{Der Preis beträgt } 15 \text{ Euro}", True),
+    ("decimal-comma", "15", r"\text{Der Preis beträgt } 16 \text{ Euro}", False),
+    ("words-units", r"\text{even}", r"\textbf{even}", True),
+    ("words-units", "50", r"50\text{ percent}", True),
+    ("words-units", r"12\%", r"12 \text{ percent}", True),
+    ("words-units", r"12\%", r"21 \text{ percent}", False),
+    ("words-units", "7", r"7 \textit{ days}", True),
+    ("words-units", "100", r"100 \mathrm{cm}", True),
+    ("words-units", r"\text{B}", r"\textbf{(B)}", True),
+    ("interval-decimals", r"[\frac{2}{3}, 5)", "[0.6667, 5)", True),
+    ("interval-decimals", r"[\frac{2}{3}, 5)", "[0.667, 5)", False),
+    ("interval-decimals", r"(-\infty, \frac{\sqrt{3}}{2}]", r"(-\infty, 0.8660]", True),
+    ("interval-decimals", r"(1.25, 2]", r"(\frac{5}{4}, 2]", True),
+    ("interval-decimals", r"(1.25, 2]", r"[\frac{5}{4}, 2]", False),
+]
+
+
+def _held_out(rng: random.Random) -> list[dict]:
+    rows = [
+        {"category": category, "gold": gold, "response": response, "label": label}
+        for category, gold, response, label in HELD_OUT_RESPONSES
+    ]
+    for solution, (right, wrong) in HELD_OUT_GOLD_SOLUTIONS:
+        for answer, label in ((right, True), (wrong, False)):
+            response = _carry(rng, _reasoning(rng, "Solve for the unknown first."), answer)
+            rows.append({"category": "gold-solution", "gold": solution, "response": response, "label": label})
+    for category, gold, answer, label in HELD_OUT_PAIRS:
+        response = _carry(rng, _reasoning(rng, "Now compute the final value."), answer)
+        rows.append({"category": category, "gold": gold, "response": response, "label": label})
+    return rows
+
+
 def build_suite(seed: int = SEED) -> list[dict]:
     """Every pair of every category as ``{category, gold, response, label}``, in a fixed order."""
     rng = random.Random(seed)
@@ -621,4 +790,4 @@ def build_suite(seed: int = SEED) -> list[dict]:
     ):
         rows += _pairs(rows_, category, topic, rng)
     rows += _gold_solutions(rng)
-    return rows
+    return rows + _held_out(rng)
