@@ -284,10 +284,8 @@ def _compare(pred: str, gold: str, lenient: bool, depth: int = 0) -> tuple[bool,
             return _compare(pred_set or pred, gold_set or gold, lenient, depth + 1)
         return False, "relation"
     pred, gold = _as_list(pred), _as_list(gold)
-    sides = split_top(pred, "=")
-    if (
-        len(sides) > 2 and "=" not in gold and all(sides) and len(split_top(pred, ",")) == 1
-    ):  # x = 5+5+1 = 11: the last side is the answer
+    sides = split_top(pred, "=") if pred.count("=") > 1 and "=" not in gold else []
+    if len(sides) > 2 and all(sides) and len(split_top(pred, ",")) == 1:  # x = 5+5+1 = 11: its last side
         pred = sides[-1]
     if "=" in pred or "=" in gold:
         pred, gold, verdict = _labelled(pred, gold, lenient, depth)
@@ -365,7 +363,9 @@ def compare(pred: str, gold: str, profile: str = "lenient") -> tuple[bool, str]:
     lead_in = _LEAD_IN.match(pred)
     if lead_in:  # \text{The minimum value is } \frac{1}{2}: the sentence states the value after it
         p = canonical(lead_in.group(1))
-    if parse_number(g) is not None:  # 1,22 for a number: a decimal comma where it cannot be thousands
+    if (
+        "," in p and parse_number(g) is not None
+    ):  # 1,22 for a number: a decimal comma where it cannot be thousands
         p = decimal_comma(p)
     return _compare(p, g, profile == "lenient")
 

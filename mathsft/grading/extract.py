@@ -35,13 +35,14 @@ TAIL_CHARS = 4000  # a final statement or final sentence is looked for in this m
 _BOX_COMMANDS = (r"\boxed", r"\fbox")
 _ANSWER_TAG = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.DOTALL | re.IGNORECASE)
 _GSM8K = re.compile(r"####\s*([^\n]+)")
+# "answer is", "Final Answer:", "**Answer:**", or "answer" closing a heading line above display math; the
+# pattern opens with the word itself, so the search skips ahead to it (a third of the time of a pattern
+# opening with the optional "final"/"the" before it, which only the check for "verify the answer" reads).
 _PHRASE = re.compile(
-    r"(?:\b(?:final\s+)?answer\s*\**\s*(?:is\b|:)\s*\**\s*:?|\bthe\s+answer\s+is\b\s*:?"
-    # a heading line ("Answer", "**Final Answer**", "### Answer:") above display math
-    r"|(?P<heading>(?:^|(?<=\n))[ \t]*(?:\#+[ \t]*)?\**[ \t]*(?:final[ \t]+)?answer[ \t]*:?[ \t]*\**[ \t]*:?"
-    r"[ \t]*(?=\n)))",
+    r"\banswer(?:\s*\**\s*(?:is\b|:)\s*\**\s*:?|(?P<heading>[ \t]*:?[ \t]*\**[ \t]*:?[ \t]*(?=\n)))",
     re.IGNORECASE,
 )
+_HEADING_START = re.compile(r"[ \t]*(?:\#+[ \t]*)?\**[ \t]*(?:final[ \t]+)?", re.IGNORECASE)
 _NUMBER = re.compile(r"(?<![\w.])-?\d(?:[\d,]*\d)?(?:\.\d+)?(?:/\d+)?")
 _SENTENCE_END = re.compile(r"\.(?=\s|$)|\bI hope\b|\n")
 _CLOSING = re.compile(
@@ -175,8 +176,8 @@ def _phrase_answer(text: str) -> str | None:
     values = []
     for m in reversed(matches):
         following = text[m.end() : m.end() + MAX_ANSWER_CHARS + 10]
-        if m.group("heading") and not _MATH_SPAN.match(following):
-            continue  # a heading states an answer only through the math below it
+        if m.group("heading") is not None and not _is_heading(text, m.start(), following):
+            continue
         if not _CHECKING.search(text, max(0, m.start() - 40), m.start()):
             value = _clip_value(following)
             if value:
@@ -192,6 +193,12 @@ def _phrase_answer(text: str) -> str | None:
     if loop and text.rstrip().endswith(last):
         return values[-2]
     return last
+
+
+def _is_heading(text: str, start: int, following: str) -> bool:
+    """ "Answer" alone on its line ("### Final Answer", "**Answer:**") states the display math below it."""
+    line_start = text.rfind("\n", 0, start) + 1
+    return bool(_HEADING_START.fullmatch(text, line_start, start)) and bool(_MATH_SPAN.match(following))
 
 
 def _clip_value(value: str) -> str:
