@@ -63,6 +63,7 @@ _MATRIX_TERM = re.compile(rf"([\[(]?)\s*{_ENVIRONMENT}\s*([\])]?)", re.DOTALL)
 _MATRIX_JOIN = re.compile(r"^\s*(?:\\cdot|\\times)?\s*$")
 _MATRIX_SCALAR = re.compile(r"^\s*([+-]?)\s*([^+\-]*?)\s*(?:\\cdot|\\times)?\s*$")
 MAX_MATRICES = 4
+MAX_SCALAR_CHARS = 40  # 2\sqrt{3}\cdot before a matrix; a longer "coefficient" is no matrix expression
 
 _OPENERS = "([{"
 _CLOSERS = ")]}"
@@ -342,7 +343,7 @@ def matrix_expression(s: str) -> Matrix | None:
         if term is not None and _MATRIX_JOIN.match(gap):  # a product
             term = _product(term, matrix)
         else:
-            scalar = _MATRIX_SCALAR.match(gap)
+            scalar = _MATRIX_SCALAR.match(gap) if len(gap) <= MAX_SCALAR_CHARS else None
             if scalar is None or (term is not None and not scalar.group(1)):
                 return None
             total = term if total is None else _sum(total, term)
