@@ -2,13 +2,17 @@
 
 1. canonical strings equal -> ``exact``;
 2. the answer forms of competition data are read as what they state: several answers joined by words
-   (``1 and 2 and 3``, ``(11,7) or (7,11)``, ``-12;-11;-10``) are a list; inequalities and membership
-   (``0<f(x)<1``, ``x<-1 or x>3``, ``1\\leq|z|\\leq\\frac32``, ``x \\in [2,5)``) the interval or union they
-   describe; labelled answers (``(p,q)=(3,2)``, ``AB=4,CD=5``, ``|AB|=1``, ``a=2, b=3``, ``x_1=1, x_2=2``)
+   (``1 and 2 and 3``, ``(11,7) or (7,11)``, ``-12;-11;-10``) are a list, a part naming several unknowns
+   a tuple (``p=5, q=2; p=7, q=2``); inequalities and membership (``0<f(x)<1``, ``x<-1 or x>3``,
+   ``1\\leq|z|\\leq\\frac32``, ``x \\in [2,5)``, ``x \\neq 3``, a linear relation such as ``-x > -1`` or
+   ``-2x \\geq -8`` solved for its one variable) the interval or union they describe; a chain of equalities
+   (``x = 5+5+1 = 11``) its last side; labelled answers (``(p,q)=(3,2)``, ``AB=4,CD=5``, ``|AB|=1``, ``a=2, b=3``, ``x_1=1, x_2=2``)
    their values, matched by name when both sides name them; a computation ``48 + 24 = 72`` its result;
    ``\\text{The minimum value is } \\frac12`` the value after the sentence;
 3. the gold's type decides: text (case/markup-insensitive; a choice letter also matches
-   ``\\textbf{(C)}\\ 12``), equation, structure (matrix, union of intervals, tuple/interval with its
+   ``\\textbf{(C)}\\ 12``), equation, structure (matrix in any of ``pmatrix``/``bmatrix``/``matrix``/
+   ``\\left[\\begin{array}...\\end{array}\\right]`` cell by cell, also a scaled sum or product of matrices
+   that evaluates to it, ``vmatrix`` being a determinant; union of intervals, tuple/interval with its
    brackets, set or list of solutions unordered), base-n number (the subscript must match; ``lenient``
    accepts it dropped), number (exact ``Fraction`` arithmetic);
 4. anything else is evaluated in floating point in process (``numeric.py``) where that clearly settles it,
@@ -19,7 +23,10 @@ Profiles: ``strict`` accepts only mathematically equal answers in the requested 
 subscript, ``\\pm 2`` for ``2, -2``, ``y = 2x + 3`` answered as ``2x + 3``, a decimal with two more
 places, or an exact fraction, rounding to a decimal gold's precision (of two or more significant digits),
 a float printout (``MIN_SIGNIFICANT`` correct significant digits) for a fraction gold; a rounded decimal
-such as 13.29 for 3840/289 is a different number in both profiles. Neither profile makes 50 equal 0.5 or
+such as 13.29 for 3840/289 is a different number in both profiles, except as an interval's endpoint
+(``(0.6, 2.6667]`` for ``(\\frac35, \\frac83]``, ``MIN_ENDPOINT_SIGNIFICANT`` digits, ``lenient`` only; a
+pair in parentheses may be a point and is not rounded). A decimal comma (``1,22``, ``0,5``) is read for a
+number gold where it cannot separate thousands (``1,222`` is 1222). Neither profile makes 50 equal 0.5 or
 1/2004! equal 1/2006!. Per answer form: both profiles drop a label over a constant (``f(x)=1`` only names
 the answer; over an expression, ``y=2x+1``, only ``lenient`` does), read ``x \\in S`` as ``S``, compare two
 inequalities as sets, take percent words as ``%`` and a choice with its value as the choice; only
@@ -214,7 +221,7 @@ def _expand_pm(s: str) -> str:
 def _as_list(s: str) -> str:
     """Several answers joined by words (``1 and 2 and 3``, ``(11,7) or (7,11)``, ``-12;-11;-10``): a list;
     a part naming several unknowns (``p=5, q=2; p=7, q=2``, ``(x,y)=(1,1) or (x,y)=(0,0)``) is the tuple
-    of its values in the order of their names."""
+    of its values as written."""
     parts = split_alternatives(s)
     if len(parts) < 2:
         return s
@@ -225,7 +232,7 @@ def _as_tuple(part: str) -> str:
     label = parse_labelled(part) if "=" in part else None
     if label is None or len(set(label.names)) != len(label.names) or len(label.names) < 2:
         return part
-    return "(" + ", ".join(value for _, value in sorted(zip(label.names, label.values, strict=True))) + ")"
+    return "(" + ", ".join(label.values) + ")"
 
 
 def _bare_list_as_tuple(s: str) -> str:

@@ -3,13 +3,17 @@ phrase and last-number searches look at the last ``TAIL_CHARS`` characters first
 
 Order of precedence inside the answer part of a response (the text after ``</think>``, or inside the last
 ``<answer>...</answer>``): the last ``\\boxed{}``/``\\fbox{}``, then GSM8K's ``#### N``, then an answer
-phrase ("The final answer is X", "Final Answer: X", "Answer: X"), then a response that is only a math
+phrase ("The final answer is X", Minerva's "Final Answer: The final answer is $X$. I hope it is correct.",
+"Answer: X", "the answer is \\( X \\)", or display math ``\\[ X \\]``/``$$ X $$`` under a line that is only
+"Answer" / "**Final Answer**" / "### Answer"), then a response that is only a math
 expression (``$$(1, +\\infty)$$``, ``\\frac{10}{9}``: source ``whole``), then - only when the style asks for
 it - the last number. An explicit phrase therefore beats a later number ("The answer is 12. Check: 12 + 3
 = 15"), and a phrase that checks an answer states none ("Let me verify the answer: 48 + 24 = 72").
 Several boxes separated only by connectors (``\\boxed{1}, \\boxed{2}``,
 ``\\boxed{(2,2)} \\quad\\text{and}\\quad \\boxed{(6,2)}``, ``$\\boxed{2}$ or $\\boxed{-2}$``) are one answer,
-a list; a box after words ("Correcting the sign: \\boxed{4}") is the answer alone.
+a list, also when each box is labelled (``$x=\\boxed{1}$ and $x=\\boxed{2}$``; distinct labels
+``$x=\\boxed{1}$, $y=\\boxed{2}$`` keep them: a tuple); a box after words ("Correcting the sign:
+\\boxed{4}") is the answer alone.
 
 Styles: ``math`` never falls back to the last number; ``gsm8k`` takes the last number anywhere in the
 answer part; ``auto`` does only when the gold answer is a plain number, and then only from the final
@@ -17,9 +21,10 @@ sentence ("... so she has 18 apples."), so a truncated MATH derivation ending in
 can use the Law of Cosines" has no answer. ``grade`` knows the gold; ``extract_answer(text, "auto")``
 alone has none and so behaves like ``math``. A closing remark ("I hope this helps!") is not the final
 sentence. Against a plain-number gold, ``grade`` also reads an answer stated in words around one number
-("The answer is: she has 18 apples.", ``\\boxed{18 \\text{ bags}}``) as that number (``stated_number``).
-A gold given as a whole solution (NuminaMath) stands for its final answer, taken the same way
-(``gold_answer``).
+("The answer is: she has 18 apples.", ``\\boxed{18 \\text{ bags}}``, "Il costo è di \\$25", with a decimal
+comma "\\$7,50") as that number (``stated_number``). A gold given as a whole solution (NuminaMath's boxed
+solutions, "So the answer is: \\[ \\boxed{...} \\]", Minerva's final statement) stands for its final answer,
+taken the same way (``gold_answer``).
 """
 
 from __future__ import annotations
@@ -49,9 +54,12 @@ _CLOSING = re.compile(
     r"(?:^|(?<=[.!?\n]))\s*(?:I hope|Hope (?:this|that|it)|Let me know|Feel free)\b[^\n]*$", re.I
 )
 # An answer stated in words around one number: words, currency, \text{} and punctuation, no math.
-# Words in any language ("Il costo è di $25"): letters, but a lone ASCII letter other than a/I is a variable.
+# Words in Latin or Cyrillic script ("Il costo è di $25", "Итого 18 рублей"); a lone letter is a variable
+# (x, π, α), except a, I and accented ones (è, à).
+_LETTERS = "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u017f\u0400-\u04ff"
 _PROSE = re.compile(
-    r"(?:\s|\b(?:[^\W\d_]{2,}|[aAI]|[^\W\d_A-Za-z])\b|[$,.;:?'\"()*{}]|\\[$,;! ]|\\text\b|\\mbox\b)*"
+    rf"(?:\s|(?<![{_LETTERS}\d])(?:[{_LETTERS}]{{2,}}|[aAI]|[\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u017f])(?![{_LETTERS}\d])"
+    r"|[$,.;:?'\"()*{}]|\\[$,;! ]|\\text\b|\\mbox\b)*"
 )
 _MATH_SPAN = re.compile(r"^\s*(\$\$?|\\\(|\\\[)(.*?)((?<!\\)\$\$?|\\\)|\\\])", re.DOTALL)  # \$ is a dollar
 _UNBRACED = re.compile(r"[^\s$]+")

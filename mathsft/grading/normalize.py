@@ -4,7 +4,10 @@ Both the extracted answer and the gold go through ``canonical`` before any compa
 ``\\dfrac{1}{2}``, ``$\\frac12$.`` and ``\\left(\\frac{1}{2}\\right)`` meet as the same string whenever they
 can: most answers are then settled by a string or number comparison, never reaching SymPy. Short arguments get
 their braces (``\\frac13``, ``\\sqrt3``, ``x^{2}`` -> ``\\frac{1}{3}``, ``\\sqrt{3}``, ``x^2``), percent words
-become ``%`` (``28 percent``, ``28 pct``), ``1 000`` and ``1,000`` are thousands, ``+\\infty`` is ``\\infty``.
+become ``%`` (``28 percent``, ``28 pct``, ``28 percentage points``), ``1 000``, ``1,000``, ``10{,}000`` and
+MATH's ``11,\\! 111`` are thousands (``0,125`` is not: ``decimal_comma`` reads it, where the gold is a
+number), ``+\\infty`` is ``\\infty``, relations have one spelling each (``>=``, ``\\ge``, ``\\geqslant`` ->
+``\\geq``; ``!=``, ``\\ne`` -> ``\\neq``; ``\\lt`` -> ``<``), ``\\textbf{...}`` is text like ``\\text{...}``.
 """
 
 from __future__ import annotations
@@ -95,9 +98,10 @@ _UNITS = (
     "marbles?|pages?|points?|ways?|times|boxes|books?|cookies?|eggs?|pieces?|sq\\.? ?(?:ft|m|in)|"
     "km/h|km/hr|m/s|mi/h|m/min|cm/s|yuan|rubles?|rub|euros?|kopecks?"
 )
-# a short word in \text{} / \mathrm{} closing an answer after a number is its unit: 2,5 \text{ m}, 9.8 \mathrm{N}
+# a short word in \text{} / \mathrm{} closing an answer after a number is its unit (2,5 \text{ m}, 9.8 \mathrm{N});
+# not "or"/"and", nor the constants i and e (3+4\mathrm{i})
 _TEXT_UNIT = re.compile(
-    r"(?<=[\d}])\s*\\(?:text|mathrm|mbox)\s*\{\s*(?!or\b|and\b)[A-Za-z]{1,3}\s*\}(?:\s*\^\s*\{?[23]\}?)?\s*$"
+    r"(?<=[\d}])\s*\\(?:text|mathrm|mbox)\s*\{\s*(?!(?:or|and|i|e)\b)[A-Za-z]{1,3}\s*\}(?:\s*\^\s*\{?[23]\}?)?\s*$"
 )
 _UNIT_TAIL = re.compile(rf"(?<=[\d}}).])\s*(?:(?:{_UNITS})(?:\s*\^\{{?[23]\}}?)?\s*)+$", re.IGNORECASE)
 

@@ -119,6 +119,8 @@ def test_prose_against_a_number_is_settled_without_sympy(monkeypatch: pytest.Mon
         (r"(0.6, 2.6667]", r"(\frac{3}{5}, \frac{8}{3}]", True),  # endpoints rounded to 4+ digits
         (r"(0.6, 2.67]", r"(\frac{3}{5}, \frac{8}{3}]", False),
         (r"(3, 1.5708)", r"(3, \frac{\pi}{2})", False),  # may be a point: not rounded
+        (r"2,5 \text{ m}", "2.5", True),  # a short unit in \text after a number
+        (r"3+4\mathrm{i}", "7", False),  # but not the constant i
     ],
 )
 def test_competition_forms(pred: str, gold: str, equal: bool):

@@ -139,6 +139,9 @@ def test_gold_solution_ending_in_a_final_statement():
         (r"\text{Ela gasta } \$7,50", "7.5", True),  # with a decimal comma
         (r"\text{Ela gasta } \$7,05", "7.5", False),
         (r"x = 25", "25", True),
+        (r"\text{Итого } 25 \text{ рублей}", "25", True),
+        ("25π", "25", False),  # a lone Greek letter is a variable, not a word
+        ("25 α", "25", False),
     ],
 )
 def test_number_stated_in_words(answer: str, gold: str, correct: bool):
