@@ -21,7 +21,8 @@
 Profiles: ``strict`` accepts only mathematically equal answers in the requested form's type;
 ``lenient`` (default) also accepts what MATH graders conventionally accept: a dropped ``\\%`` or base
 subscript, ``\\pm 2`` for ``2, -2``, ``y = 2x + 3`` answered as ``2x + 3``, a decimal with two more
-places, or an exact fraction, rounding to a decimal gold's precision (of two or more significant digits),
+places, or an exact fraction or constant (``\\frac{\\sqrt3}{2}`` for 0.87), rounding to a decimal gold's
+precision (of two or more significant digits),
 a float printout (``MIN_SIGNIFICANT`` correct significant digits) for a fraction gold; a rounded decimal
 such as 13.29 for 3840/289 is a different number in both profiles, except as an interval's endpoint
 (``(0.6, 2.6667]`` for ``(\\frac35, \\frac83]``, ``MIN_ENDPOINT_SIGNIFICANT`` digits, ``lenient`` only; a
@@ -331,7 +332,18 @@ def _compare(pred: str, gold: str, lenient: bool, depth: int = 0) -> tuple[bool,
         pred, gold = pred.replace("%", ""), gold.replace("%", "")
     if (gold_number is not None and _is_prose(pred)) or (pred_number is not None and _is_prose(gold)):
         return False, "prose"  # "2 pounds of peaches, 1 pound of plums" is no number: SymPy would agree
+    if lenient and gold_number is not None and _rounds_to(pred, gold_number):
+        return True, "numeric:gold-precision"
     return _symbolic(pred, gold)
+
+
+def _rounds_to(pred: str, gold: Number) -> bool:
+    """An exact constant (``\\frac{\\sqrt{3}}{2}``, ``\\pi``) for a decimal gold of two or more significant
+    digits that is its rounding (0.87, 3.14), as an exact fraction is."""
+    if gold.kind != "decimal" or gold.percent or gold.significant < 2:
+        return False
+    value = constant_value(pred)
+    return value is not None and value.imag == 0 and _round(Fraction(value.real), gold.decimals) == gold.value
 
 
 def _is_prose(text: str) -> bool:
