@@ -297,8 +297,9 @@ def math_verify_pair(response: str, gold: str) -> bool:
 
 
 def math_verify_gold(gold: str) -> str:
-    """A bare gold answer in math delimiters, as math-verify's parse expects; a gold solution as is."""
-    return gold if "\\boxed" in gold else f"${gold}$"
+    """A bare gold answer in math delimiters, as math-verify's parse expects; a gold solution (a box, a
+    final statement) as is."""
+    return gold if any(mark in gold for mark in ("\\boxed", "Final Answer")) else f"${gold}$"
 
 
 def clear_math_verify_caches() -> None:
