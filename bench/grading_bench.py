@@ -1,8 +1,10 @@
 """Grader benchmark: mathsft.grading vs math-verify on long real-style responses and labelled answer forms.
 
     .venv/bin/python bench/grading_bench.py build   # (re)write bench/grading_long_responses.jsonl
-    .venv/bin/python bench/grading_bench.py [--json bench/results/grading-run1.json] [--limit N]
+    .venv/bin/python bench/grading_bench.py [--json bench/results/grading-run1.json] [--limit N] [--suite-only]
 
+0. agreement with the labels, per category, of mathsft and math-verify on the labelled suite of competition
+   answer forms in long responses (bench/grading_suite.jsonl, written by bench/grading_suite.py);
 1. agreement with the labels, per kind, on the labelled answer-form cases
    (tests/grading/answer_form_cases.py) and on the labelled hard-equivalence suite;
 2. the long-response set (bench/grading_long_responses.jsonl, built by ``build`` from MATH-500 reference

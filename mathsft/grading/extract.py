@@ -63,6 +63,7 @@ _PROSE = re.compile(
 )
 _MATH_SPAN = re.compile(r"^\s*(\$\$?|\\\(|\\\[)(.*?)((?<!\\)\$\$?|\\\)|\\\])", re.DOTALL)  # \$ is a dollar
 _UNBRACED = re.compile(r"[^\s$]+")
+_PERCENT_AFTER = re.compile(r"[ \t]*(?:\\?%|per\s?cent\b|pct\b)", re.IGNORECASE)
 MAX_JOINED_BOXES = 16
 _BOX_LABEL = re.compile(r"(?<![A-Za-z\\])([A-Za-z](?:_\{?\w{1,3}\}?)?)\s*=\s*$")
 MAX_JOIN_GAP = 60  # characters between two boxes that together state several answers
@@ -210,10 +211,12 @@ def _is_heading(text: str, start: int, following: str) -> bool:
 
 
 def _clip_value(value: str) -> str:
-    """The answer after a phrase: a leading math span, else up to the end of the sentence."""
+    """The answer after a phrase: a leading math span (with a percent sign or word just after it: ``$28$ %``),
+    else up to the end of the sentence."""
     span = _MATH_SPAN.match(value)
     if span:
-        return span.group(2).strip()
+        percent = _PERCENT_AFTER.match(value, span.end())
+        return span.group(2).strip() + ("%" if percent else "")
     end = _SENTENCE_END.search(value)
     value = value[: end.start()] if end else value
     return value.strip().strip("*").strip()

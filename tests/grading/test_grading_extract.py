@@ -35,6 +35,8 @@ from mathsft.grading import extract_answer, grade
         ("Work.\n\n### Final Answer\n\n$$\n-\\frac{1}{4}\n$$", r"-\frac{1}{4}"),
         ("Let me find the answer\nFirst, 5 apples", None),  # a heading states only the math below it
         ("We seek the answer\n$$x=3$$ gives", None),  # not at a line start: no heading
+        ("The answer is $28$ %.", "28%"),  # a percent sign after the math span belongs to the answer
+        ("The answer is $28$ percent of the total.", "28%"),
         (r"The solutions are $x=\boxed{1}$ and $x=\boxed{2}$.", "1, 2"),  # the label names the box
         (r"$x=\boxed{1}$ and $y=\boxed{2}$", "x=1, y=2"),  # distinct labels: a tuple
         (r"First $x=\boxed{3}$, then $x = \boxed{4}$", "4"),  # words between: a correction
