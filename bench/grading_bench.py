@@ -1,8 +1,10 @@
 """Grader benchmark: mathsft.grading vs math-verify on long real-style responses and labelled answer forms.
 
     .venv/bin/python bench/grading_bench.py build   # (re)write bench/grading_long_responses.jsonl
-    .venv/bin/python bench/grading_bench.py [--json bench/results/grading-run1.json] [--limit N]
+    .venv/bin/python bench/grading_bench.py [--json bench/results/grading-run1.json] [--limit N] [--suite-only]
 
+0. agreement with the labels, per category, of mathsft and math-verify on the labelled suite of competition
+   answer forms in long responses (bench/grading_suite.jsonl, written by bench/grading_suite.py);
 1. agreement with the labels, per kind, on the labelled answer-form cases
    (tests/grading/answer_form_cases.py) and on the labelled hard-equivalence suite;
 2. the long-response set (bench/grading_long_responses.jsonl, built by ``build`` from MATH-500 reference
@@ -40,6 +42,7 @@ from mathsft.grading import grade, is_equivalent  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 LONG = ROOT / "bench" / "grading_long_responses.jsonl"
+SUITE = ROOT / "bench" / "grading_suite.jsonl"
 SEED = 20261204
 
 # ---------------------------------------------------------------------------------------------------------
@@ -296,8 +299,9 @@ def math_verify_pair(response: str, gold: str) -> bool:
 
 
 def math_verify_gold(gold: str) -> str:
-    """A bare gold answer in math delimiters, as math-verify's parse expects; a gold solution as is."""
-    return gold if "\\boxed" in gold else f"${gold}$"
+    """A bare gold answer in math delimiters, as math-verify's parse expects; a gold solution (a box, a
+    final statement) as is."""
+    return gold if any(mark in gold for mark in ("\\boxed", "Final Answer")) else f"${gold}$"
 
 
 def clear_math_verify_caches() -> None:
@@ -330,6 +334,27 @@ def answer_form_agreement() -> dict:
             misses.append({"kind": kind, "response": response, "gold": gold, "label": label})
     total = sum(per_kind.values(), Counter())
     return {"per_kind": {k: dict(v) for k, v in per_kind.items()}, "total": dict(total), "misses": misses}
+
+
+def labelled_suite_agreement(rows: list[dict]) -> dict:
+    """Per category of the labelled suite (bench/grading_suite.jsonl): how often each grader agrees with
+    the label, and every pair where mathsft does not."""
+    per_category: dict[str, Counter] = defaultdict(Counter)
+    misses = []
+    for row in rows:
+        ours = grade(row["response"], row["gold"]).correct
+        theirs = math_verify_pair(row["response"], math_verify_gold(row["gold"]))
+        for key in (row["category"], "all"):
+            per_category[key].update(n=1, mathsft=ours == row["label"], math_verify=theirs == row["label"])
+        if ours != row["label"]:
+            misses.append(
+                {k: row[k] for k in ("category", "gold", "label")} | {"tail": row["response"][-160:]}
+            )
+    table = {k: dict(v) for k, v in per_category.items()}
+    for counts in table.values():
+        counts["mathsft_pct"] = round(100 * counts.get("mathsft", 0) / counts["n"], 1)
+        counts["math_verify_pct"] = round(100 * counts.get("math_verify", 0) / counts["n"], 1)
+    return {"per_category": table, "misses": misses}
 
 
 def suite_agreement() -> dict:
@@ -457,11 +482,22 @@ def main() -> None:
     parser.add_argument("command", nargs="?", default="run", choices=("run", "build"))
     parser.add_argument("--limit", type=int, default=0, help="only the first N long responses (0: all)")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--suite-only", action="store_true", help="only the labelled suite's agreement")
     args = parser.parse_args()
     if args.command == "build":
         build()
         return
-    results: dict = {"suite": suite_agreement(), "answer_forms": answer_form_agreement()}
+    results: dict = {"labelled_suite": labelled_suite_agreement(read_jsonl(SUITE))}
+    for category, counts in results["labelled_suite"]["per_category"].items():
+        print(
+            f"  {category:20s} n={counts['n']:3d} mathsft={counts['mathsft_pct']:5.1f}% "
+            f"math-verify={counts['math_verify_pct']:5.1f}%"
+        )
+    for miss in results["labelled_suite"]["misses"]:
+        print("  suite miss", json.dumps(miss))
+    if args.suite_only:
+        return
+    results |= {"suite": suite_agreement(), "answer_forms": answer_form_agreement()}
     print("hard-equivalence suite", json.dumps(results["suite"]))
     forms = results["answer_forms"]
     print("answer forms", json.dumps(forms["total"]))

@@ -8,7 +8,7 @@ from mathsft.grading.equivalence import PROFILES, clear_caches, is_equivalent
 from mathsft.grading.extract import STYLES, extract_answer
 from mathsft.grading.grade import Grade, grade, grade_many
 
-GRADER_VERSION = "3.1"
+GRADER_VERSION = "3.2"
 
 __all__ = [
     "GRADER_VERSION",

@@ -2,13 +2,17 @@
 
 1. canonical strings equal -> ``exact``;
 2. the answer forms of competition data are read as what they state: several answers joined by words
-   (``1 and 2 and 3``, ``(11,7) or (7,11)``, ``-12;-11;-10``) are a list; inequalities and membership
-   (``0<f(x)<1``, ``x<-1 or x>3``, ``1\\leq|z|\\leq\\frac32``, ``x \\in [2,5)``) the interval or union they
-   describe; labelled answers (``(p,q)=(3,2)``, ``AB=4,CD=5``, ``|AB|=1``, ``a=2, b=3``, ``x_1=1, x_2=2``)
+   (``1 and 2 and 3``, ``(11,7) or (7,11)``, ``-12;-11;-10``) are a list, a part naming several unknowns
+   a tuple (``p=5, q=2; p=7, q=2``); inequalities and membership (``0<f(x)<1``, ``x<-1 or x>3``,
+   ``1\\leq|z|\\leq\\frac32``, ``x \\in [2,5)``, ``x \\neq 3``, a linear relation such as ``-x > -1`` or
+   ``-2x \\geq -8`` solved for its one variable) the interval or union they describe; a chain of equalities
+   (``x = 5+5+1 = 11``) its last side; labelled answers (``(p,q)=(3,2)``, ``AB=4,CD=5``, ``|AB|=1``, ``a=2, b=3``, ``x_1=1, x_2=2``)
    their values, matched by name when both sides name them; a computation ``48 + 24 = 72`` its result;
    ``\\text{The minimum value is } \\frac12`` the value after the sentence;
 3. the gold's type decides: text (case/markup-insensitive; a choice letter also matches
-   ``\\textbf{(C)}\\ 12``), equation, structure (matrix, union of intervals, tuple/interval with its
+   ``\\textbf{(C)}\\ 12``), equation, structure (matrix in any of ``pmatrix``/``bmatrix``/``matrix``/
+   ``\\left[\\begin{array}...\\end{array}\\right]`` cell by cell, also a scaled sum or product of matrices
+   that evaluates to it, ``vmatrix`` being a determinant; union of intervals, tuple/interval with its
    brackets, set or list of solutions unordered), base-n number (the subscript must match; ``lenient``
    accepts it dropped), number (exact ``Fraction`` arithmetic);
 4. anything else is evaluated in floating point in process (``numeric.py``) where that clearly settles it,
@@ -17,9 +21,13 @@
 Profiles: ``strict`` accepts only mathematically equal answers in the requested form's type;
 ``lenient`` (default) also accepts what MATH graders conventionally accept: a dropped ``\\%`` or base
 subscript, ``\\pm 2`` for ``2, -2``, ``y = 2x + 3`` answered as ``2x + 3``, a decimal with two more
-places, or an exact fraction, rounding to a decimal gold's precision (of two or more significant digits),
+places, or an exact fraction or constant (``\\frac{\\sqrt3}{2}`` for 0.87), rounding to a decimal gold's
+precision (of two or more significant digits),
 a float printout (``MIN_SIGNIFICANT`` correct significant digits) for a fraction gold; a rounded decimal
-such as 13.29 for 3840/289 is a different number in both profiles. Neither profile makes 50 equal 0.5 or
+such as 13.29 for 3840/289 is a different number in both profiles, except as an interval's endpoint
+(``(0.6, 2.6667]`` for ``(\\frac35, \\frac83]``, ``MIN_ENDPOINT_SIGNIFICANT`` digits, ``lenient`` only; a
+pair in parentheses may be a point and is not rounded). A decimal comma (``1,22``, ``0,5``) is read for a
+number gold where it cannot separate thousands (``1,222`` is 1222). Neither profile makes 50 equal 0.5 or
 1/2004! equal 1/2006!. Per answer form: both profiles drop a label over a constant (``f(x)=1`` only names
 the answer; over an expression, ``y=2x+1``, only ``lenient`` does), read ``x \\in S`` as ``S``, compare two
 inequalities as sets, take percent words as ``%`` and a choice with its value as the choice; only
@@ -33,8 +41,8 @@ import re
 from fractions import Fraction
 from functools import lru_cache
 
-from mathsft.grading.normalize import canonical, compact, normalize_chars, text_key
-from mathsft.grading.numeric import float_equal
+from mathsft.grading.normalize import canonical, compact, decimal_comma, normalize_chars, text_key
+from mathsft.grading.numeric import constant_value, float_equal
 from mathsft.grading.timeout import clear_worker_cache, run_symbolic
 from mathsft.grading.values import (
     MEMBERSHIP,
@@ -44,6 +52,7 @@ from mathsft.grading.values import (
     Union,
     has_variables,
     is_text,
+    matrix_expression,
     parse_base,
     parse_labelled,
     parse_number,
@@ -57,6 +66,7 @@ from mathsft.grading.values import (
 
 PROFILES = ("strict", "lenient")
 MIN_SIGNIFICANT = 10  # a decimal for a non-decimal gold: a float printout, not a rounded answer
+MIN_ENDPOINT_SIGNIFICANT = 4  # an interval endpoint as a decimal: 2.6667 for 8/3, not 2.7
 MAX_DEPTH = 4
 _LEAD_IN = re.compile(r"^\s*\\text\s*\{\s*[A-Za-z][A-Za-z ,.:']*[A-Za-z:]\s*\}\s*(\S.*)$", re.DOTALL)
 _CHOICE_WITH_VALUE = re.compile(r"^\s*\(([A-Ea-e])\)[\s\\:.,]")
@@ -144,9 +154,13 @@ def _compare_structure(
 ) -> tuple[bool, str]:
     structure = parse_structure(pred)
     if isinstance(gold, Matrix):
-        if not isinstance(structure, Matrix) or [len(r) for r in structure.rows] != [
-            len(r) for r in gold.rows
-        ]:
+        if structure is None:
+            structure = matrix_expression(pred)  # 2\begin{pmatrix}..\end{pmatrix}, A + B, AB
+        if (
+            not isinstance(structure, Matrix)
+            or structure.shape != gold.shape
+            or structure.determinant != gold.determinant
+        ):
             return False, "matrix"
         cells = zip(sum(structure.rows, ()), sum(gold.rows, ()), strict=True)
         return all(_compare(p, g, lenient, depth + 1)[0] for p, g in cells), "matrix"
@@ -164,6 +178,8 @@ def _compare_structure(
         if len(structure.items) != len(gold.items):
             return False, kind
         pairs = zip(structure.items, gold.items, strict=True)
+        if lenient and _is_interval(gold):
+            return all(_endpoint_equal(p, g, depth) for p, g in pairs), kind
         return all(_compare(p, g, lenient, depth + 1)[0] for p, g in pairs), kind
     if structure is None:
         items: tuple[str, ...] = (pred,)
@@ -174,15 +190,50 @@ def _compare_structure(
     return _unordered(items, gold.items, lenient, depth), "set"
 
 
+def _is_interval(gold: Sequence) -> bool:
+    """Brackets that only an interval has (``(a, b]``, ``[a, b]``) or an infinite end; ``(3, \\frac{\\pi}{2})``
+    may be a point, whose coordinates are not rounded."""
+    return len(gold.items) == 2 and (gold.open + gold.close != "()" or any("infty" in i for i in gold.items))
+
+
+def _endpoint_equal(pred: str, gold: str, depth: int) -> bool:
+    """An interval's endpoints: equal, or (lenient) a decimal of ``MIN_ENDPOINT_SIGNIFICANT`` or more
+    significant digits that is the gold endpoint rounded to its places (``2.6667`` for ``\\frac{8}{3}``,
+    ``1.4142`` for ``\\sqrt{2}``): interval answers are often given to four decimals."""
+    if _compare(pred, gold, True, depth + 1)[0]:
+        return True
+    number = parse_number(pred)
+    if number is None or number.kind != "decimal" or number.significant < MIN_ENDPOINT_SIGNIFICANT:
+        return False
+    exact = parse_number(gold)
+    if exact is not None:
+        return _round(exact.value, number.decimals) == number.value
+    value = constant_value(gold)
+    if value is None or abs(value.imag) > 0:
+        return False
+    return _round(Fraction(value.real), number.decimals) == number.value
+
+
 def _expand_pm(s: str) -> str:
-    pm = split_pm(s)
-    return ", ".join(pm) if pm else s
+    """``\\pm 2`` -> ``2, -2``, item by item (``0, \\pm 1`` -> ``0, 1, -1``)."""
+    return ", ".join(", ".join(pm) if (pm := split_pm(item)) else item for item in split_top(s, ","))
 
 
 def _as_list(s: str) -> str:
-    """Several answers joined by words (``1 and 2 and 3``, ``(11,7) or (7,11)``, ``-12;-11;-10``): a list."""
+    """Several answers joined by words (``1 and 2 and 3``, ``(11,7) or (7,11)``, ``-12;-11;-10``): a list;
+    a part naming several unknowns (``p=5, q=2; p=7, q=2``, ``(x,y)=(1,1) or (x,y)=(0,0)``) is the tuple
+    of its values as written."""
     parts = split_alternatives(s)
-    return ", ".join(parts) if len(parts) > 1 else s
+    if len(parts) < 2:
+        return s
+    return ", ".join(_as_tuple(part) for part in parts)
+
+
+def _as_tuple(part: str) -> str:
+    label = parse_labelled(part) if "=" in part else None
+    if label is None or len(set(label.names)) != len(label.names) or len(label.names) < 2:
+        return part
+    return "(" + ", ".join(label.values) + ")"
 
 
 def _bare_list_as_tuple(s: str) -> str:
@@ -241,6 +292,9 @@ def _compare(pred: str, gold: str, lenient: bool, depth: int = 0) -> tuple[bool,
             return _compare(pred_set or pred, gold_set or gold, lenient, depth + 1)
         return False, "relation"
     pred, gold = _as_list(pred), _as_list(gold)
+    sides = split_top(pred, "=") if pred.count("=") > 1 and "=" not in gold else []
+    if len(sides) > 2 and all(sides) and len(split_top(pred, ",")) == 1:  # x = 5+5+1 = 11: its last side
+        pred = sides[-1]
     if "=" in pred or "=" in gold:
         pred, gold, verdict = _labelled(pred, gold, lenient, depth)
         if verdict is not None:
@@ -249,7 +303,7 @@ def _compare(pred: str, gold: str, lenient: bool, depth: int = 0) -> tuple[bool,
             return True, "exact"
     if lenient and r"\pm" in gold + pred:
         gold, pred = _expand_pm(gold), _expand_pm(pred)
-    gold_structure = parse_structure(gold)
+    gold_structure = parse_structure(gold) or (matrix_expression(gold) if r"\begin" in gold else None)
     if gold_structure is not None:
         return _compare_structure(pred, gold_structure, lenient, depth)
     pred_structure = parse_structure(pred)
@@ -278,7 +332,18 @@ def _compare(pred: str, gold: str, lenient: bool, depth: int = 0) -> tuple[bool,
         pred, gold = pred.replace("%", ""), gold.replace("%", "")
     if (gold_number is not None and _is_prose(pred)) or (pred_number is not None and _is_prose(gold)):
         return False, "prose"  # "2 pounds of peaches, 1 pound of plums" is no number: SymPy would agree
+    if lenient and gold_number is not None and _rounds_to(pred, gold_number):
+        return True, "numeric:gold-precision"
     return _symbolic(pred, gold)
+
+
+def _rounds_to(pred: str, gold: Number) -> bool:
+    """An exact constant (``\\frac{\\sqrt{3}}{2}``, ``\\pi``) for a decimal gold of two or more significant
+    digits that is its rounding (0.87, 3.14), as an exact fraction is."""
+    if gold.kind != "decimal" or gold.percent or gold.significant < 2:
+        return False
+    value = constant_value(pred)
+    return value is not None and value.imag == 0 and _round(Fraction(value.real), gold.decimals) == gold.value
 
 
 def _is_prose(text: str) -> bool:
@@ -317,6 +382,10 @@ def compare(pred: str, gold: str, profile: str = "lenient") -> tuple[bool, str]:
     lead_in = _LEAD_IN.match(pred)
     if lead_in:  # \text{The minimum value is } \frac{1}{2}: the sentence states the value after it
         p = canonical(lead_in.group(1))
+    if (
+        "," in p and parse_number(g) is not None
+    ):  # 1,22 for a number: a decimal comma where it cannot be thousands
+        p = decimal_comma(p)
     return _compare(p, g, profile == "lenient")
 
 

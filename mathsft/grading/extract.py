@@ -3,13 +3,17 @@ phrase and last-number searches look at the last ``TAIL_CHARS`` characters first
 
 Order of precedence inside the answer part of a response (the text after ``</think>``, or inside the last
 ``<answer>...</answer>``): the last ``\\boxed{}``/``\\fbox{}``, then GSM8K's ``#### N``, then an answer
-phrase ("The final answer is X", "Final Answer: X", "Answer: X"), then a response that is only a math
+phrase ("The final answer is X", Minerva's "Final Answer: The final answer is $X$. I hope it is correct.",
+"Answer: X", "the answer is \\( X \\)", or display math ``\\[ X \\]``/``$$ X $$`` under a line that is only
+"Answer" / "**Final Answer**" / "### Answer"), then a response that is only a math
 expression (``$$(1, +\\infty)$$``, ``\\frac{10}{9}``: source ``whole``), then - only when the style asks for
 it - the last number. An explicit phrase therefore beats a later number ("The answer is 12. Check: 12 + 3
 = 15"), and a phrase that checks an answer states none ("Let me verify the answer: 48 + 24 = 72").
 Several boxes separated only by connectors (``\\boxed{1}, \\boxed{2}``,
 ``\\boxed{(2,2)} \\quad\\text{and}\\quad \\boxed{(6,2)}``, ``$\\boxed{2}$ or $\\boxed{-2}$``) are one answer,
-a list; a box after words ("Correcting the sign: \\boxed{4}") is the answer alone.
+a list, also when each box is labelled (``$x=\\boxed{1}$ and $x=\\boxed{2}$``; distinct labels
+``$x=\\boxed{1}$, $y=\\boxed{2}$`` keep them: a tuple); a box after words ("Correcting the sign:
+\\boxed{4}") is the answer alone.
 
 Styles: ``math`` never falls back to the last number; ``gsm8k`` takes the last number anywhere in the
 answer part; ``auto`` does only when the gold answer is a plain number, and then only from the final
@@ -17,14 +21,17 @@ sentence ("... so she has 18 apples."), so a truncated MATH derivation ending in
 can use the Law of Cosines" has no answer. ``grade`` knows the gold; ``extract_answer(text, "auto")``
 alone has none and so behaves like ``math``. A closing remark ("I hope this helps!") is not the final
 sentence. Against a plain-number gold, ``grade`` also reads an answer stated in words around one number
-("The answer is: she has 18 apples.", ``\\boxed{18 \\text{ bags}}``) as that number (``stated_number``).
-A gold given as a whole solution (NuminaMath) stands for its final answer, taken the same way
-(``gold_answer``).
+("The answer is: she has 18 apples.", ``\\boxed{18 \\text{ bags}}``, "Il costo è di \\$25", with a decimal
+comma "\\$7,50") as that number (``stated_number``). A gold given as a whole solution (NuminaMath's boxed
+solutions, "So the answer is: \\[ \\boxed{...} \\]", Minerva's final statement) stands for its final answer,
+taken the same way (``gold_answer``).
 """
 
 from __future__ import annotations
 
 import re
+
+from mathsft.grading.normalize import decimal_comma
 
 STYLES = ("auto", "gsm8k", "math")
 MAX_ANSWER_CHARS = 2000  # an "answer" longer than this is a runaway box, not an answer
@@ -33,19 +40,32 @@ TAIL_CHARS = 4000  # a final statement or final sentence is looked for in this m
 _BOX_COMMANDS = (r"\boxed", r"\fbox")
 _ANSWER_TAG = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.DOTALL | re.IGNORECASE)
 _GSM8K = re.compile(r"####\s*([^\n]+)")
+# "answer is", "Final Answer:", "**Answer:**", or "answer" closing a heading line above display math; the
+# pattern opens with the word itself, so the search skips ahead to it (a third of the time of a pattern
+# opening with the optional "final"/"the" before it, which only the check for "verify the answer" reads).
 _PHRASE = re.compile(
-    r"(?:\b(?:final\s+)?answer\s*\**\s*(?:is\b|:)\s*\**\s*:?|\bthe\s+answer\s+is\b\s*:?)", re.IGNORECASE
+    r"\banswer(?:\s*\**\s*(?:is\b|:)\s*\**\s*:?|(?P<heading>[ \t]*:?[ \t]*\**[ \t]*:?[ \t]*(?=\n)))",
+    re.IGNORECASE,
 )
+_HEADING_START = re.compile(r"[ \t]*(?:\#+[ \t]*)?\**[ \t]*(?:final[ \t]+)?", re.IGNORECASE)
 _NUMBER = re.compile(r"(?<![\w.])-?\d(?:[\d,]*\d)?(?:\.\d+)?(?:/\d+)?")
 _SENTENCE_END = re.compile(r"\.(?=\s|$)|\bI hope\b|\n")
 _CLOSING = re.compile(
     r"(?:^|(?<=[.!?\n]))\s*(?:I hope|Hope (?:this|that|it)|Let me know|Feel free)\b[^\n]*$", re.I
 )
 # An answer stated in words around one number: words, currency, \text{} and punctuation, no math.
-_PROSE = re.compile(r"(?:\s|\b(?:[A-Za-z]{2,}|[aAI])\b|[$,.;:?'\"()*{}]|\\[$,;! ]|\\text\b|\\mbox\b)*")
+# Words in Latin or Cyrillic script ("Il costo è di $25", "Итого 18 рублей"); a lone letter is a variable
+# (x, π, α), except a, I and accented ones (è, à).
+_LETTERS = "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u017f\u0400-\u04ff"
+_PROSE = re.compile(
+    rf"(?:\s|(?<![{_LETTERS}\d])(?:[{_LETTERS}]{{2,}}|[aAI]|[\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u017f])(?![{_LETTERS}\d])"
+    r"|[$,.;:?'\"()*{}]|\\[$,;! ]|\\text\b|\\mbox\b)*"
+)
 _MATH_SPAN = re.compile(r"^\s*(\$\$?|\\\(|\\\[)(.*?)((?<!\\)\$\$?|\\\)|\\\])", re.DOTALL)  # \$ is a dollar
 _UNBRACED = re.compile(r"[^\s$]+")
+_PERCENT_AFTER = re.compile(r"[ \t]*(?:\\?%|per\s?cent\b|pct\b)", re.IGNORECASE)
 MAX_JOINED_BOXES = 16
+_BOX_LABEL = re.compile(r"(?<![A-Za-z\\])([A-Za-z](?:_\{?\w{1,3}\}?)?)\s*=\s*$")
 MAX_JOIN_GAP = 60  # characters between two boxes that together state several answers
 # What may stand between boxes that together state several answers: commas, "and"/"or", spacing, math
 # delimiters; never words, so "\boxed{3}, then correcting: \boxed{4}" is one answer.
@@ -68,6 +88,7 @@ _MATH_MARK = re.compile(r"[\d$\\]")
 # a response that ends inside a computation ("3 + 5 =", "8 *", an open calculator call "= <<3+5")
 _UNFINISHED = re.compile(r"(?:[-+*/×÷^=]|<<[^<>]*)\s*$")
 MAX_WHOLE_CHARS = 200
+_FINAL_STATEMENT = re.compile(r"\bfinal answer\b", re.IGNORECASE)
 
 
 def answer_part(text: str) -> tuple[str | None, bool]:
@@ -96,14 +117,22 @@ def last_boxed(text: str) -> str | None:
     if found is None:
         return None
     start, _, content = found
-    contents = [content]
+    contents, starts = [content], [start]
     for _ in range(MAX_JOINED_BOXES - 1):
         previous = _box_before(text, start)
         gap = text[previous[1] : start] if previous is not None else ""
+        label = _BOX_LABEL.search(gap)
+        gap = gap[: label.start()] if label else gap  # "$x=\boxed{1}$ and $x=\boxed{2}$": x= names the box
         if previous is None or len(gap) > MAX_JOIN_GAP or not _BOX_JOIN.fullmatch(gap):
             break
         start, _, content = previous
         contents.insert(0, content)
+        starts.insert(0, start)
+    if len(contents) > 1:
+        labels = [_BOX_LABEL.search(text, max(0, s - 16), s) for s in starts]
+        names = [label.group(1) if label else None for label in labels]
+        if all(names) and len(set(names)) == len(names):  # x=\boxed{1}, y=\boxed{2}: a labelled tuple
+            contents = [f"{name}={content}" for name, content in zip(names, contents, strict=True)]
     return ", ".join(dict.fromkeys(contents))
 
 
@@ -155,8 +184,11 @@ def _phrase_answer(text: str) -> str | None:
     matches = list(_PHRASE.finditer(text, tail_start)) or (list(_PHRASE.finditer(text)) if tail_start else [])
     values = []
     for m in reversed(matches):
+        following = text[m.end() : m.end() + MAX_ANSWER_CHARS + 10]
+        if m.group("heading") is not None and not _is_heading(text, m.start(), following):
+            continue
         if not _CHECKING.search(text, max(0, m.start() - 40), m.start()):
-            value = _clip_value(text[m.end() : m.end() + MAX_ANSWER_CHARS + 10])
+            value = _clip_value(following)
             if value:
                 values.insert(0, value)
                 if len(values) == 3:  # enough to recognize a loop
@@ -172,11 +204,19 @@ def _phrase_answer(text: str) -> str | None:
     return last
 
 
+def _is_heading(text: str, start: int, following: str) -> bool:
+    """ "Answer" alone on its line ("### Final Answer", "**Answer:**") states the display math below it."""
+    line_start = text.rfind("\n", 0, start) + 1
+    return bool(_HEADING_START.fullmatch(text, line_start, start)) and bool(_MATH_SPAN.match(following))
+
+
 def _clip_value(value: str) -> str:
-    """The answer after a phrase: a leading math span, else up to the end of the sentence."""
+    """The answer after a phrase: a leading math span (with a percent sign or word just after it: ``$28$ %``),
+    else up to the end of the sentence."""
     span = _MATH_SPAN.match(value)
     if span:
-        return span.group(2).strip()
+        percent = _PERCENT_AFTER.match(value, span.end())
+        return span.group(2).strip() + ("%" if percent else "")
     end = _SENTENCE_END.search(value)
     value = value[: end.start()] if end else value
     return value.strip().strip("*").strip()
@@ -267,9 +307,11 @@ def _whole_expression(text: str) -> str | None:
 
 
 def gold_answer(gold: str) -> str:
-    """A gold given as a whole solution (with ``\\boxed{}`` or ``####``) stands for its final answer, taken
-    the same way as a response's; any other gold is the answer itself."""
-    if any(marker in gold for marker in ("\\boxed", "\\fbox", "####", "</think>")):
+    """A gold given as a whole solution (with ``\\boxed{}``, ``####`` or Minerva's "Final Answer: The final
+    answer is $X$") stands for its final answer, taken the same way as a response's; any other gold is the
+    answer itself."""
+    markers = ("\\boxed", "\\fbox", "####", "</think>")
+    if any(marker in gold for marker in markers) or _FINAL_STATEMENT.search(gold):
         answer, _ = extract(gold, None)
         if answer is not None:
             return answer
@@ -279,10 +321,16 @@ def gold_answer(gold: str) -> str:
 def stated_number(answer: str) -> str | None:
     """The number of an answer stated in words around it ("Janet makes $18 every day", "18 \\text{ bags}",
     "18, so she makes $18"): every number in it the same and the rest prose, else None."""
-    numbers = {m.group(0).replace(",", "") for m in _NUMBER.finditer(answer)}
+    numbers = {_number_text(m.group(0)) for m in _NUMBER.finditer(answer)}
     if len(numbers) != 1 or not _PROSE.fullmatch(_NUMBER.sub(" ", answer)):
         return None
     return numbers.pop()
+
+
+def _number_text(number: str) -> str:
+    """``1,000`` -> ``1000``; ``7,50`` (a decimal comma) -> ``7.50``."""
+    number = decimal_comma(number)
+    return number.replace(",", "")
 
 
 def _gsm8k_answer(text: str) -> str | None:

@@ -4,7 +4,10 @@ Both the extracted answer and the gold go through ``canonical`` before any compa
 ``\\dfrac{1}{2}``, ``$\\frac12$.`` and ``\\left(\\frac{1}{2}\\right)`` meet as the same string whenever they
 can: most answers are then settled by a string or number comparison, never reaching SymPy. Short arguments get
 their braces (``\\frac13``, ``\\sqrt3``, ``x^{2}`` -> ``\\frac{1}{3}``, ``\\sqrt{3}``, ``x^2``), percent words
-become ``%`` (``28 percent``, ``28 pct``), ``1 000`` and ``1,000`` are thousands, ``+\\infty`` is ``\\infty``.
+become ``%`` (``28 percent``, ``28 pct``, ``28 percentage points``), ``1 000``, ``1,000``, ``10{,}000`` and
+MATH's ``11,\\! 111`` are thousands (``0,125`` is not: ``decimal_comma`` reads it, where the gold is a
+number), ``+\\infty`` is ``\\infty``, relations have one spelling each (``>=``, ``\\ge``, ``\\geqslant`` ->
+``\\geq``; ``!=``, ``\\ne`` -> ``\\neq``; ``\\lt`` -> ``<``), ``\\textbf{...}`` is text like ``\\text{...}``.
 """
 
 from __future__ import annotations
@@ -59,23 +62,30 @@ _BINOM_VARIANTS = re.compile(r"\\[dt]binom(?![a-zA-Z])")
 _DEGREES = re.compile(
     r"\^\s*\{?\s*\\circ\s*\}?|\\circ(?![a-zA-Z])|\\degree(?![a-zA-Z])|\^\s*\{\s*\\text\{o\}\s*\}"
 )
-_STYLE_WRAPPERS = re.compile(
-    r"\\(?:mathbf|mathit|mathsf|mathnormal|textbf|textit|textrm|textsf|boldsymbol|bm)(?![a-zA-Z])"
+_STYLE_WRAPPERS = re.compile(r"\\(?:mathbf|mathit|mathsf|mathnormal|boldsymbol|bm)(?![a-zA-Z])")
+_TEXT_CMD = re.compile(
+    r"\\(?:text|mbox|textnormal|hbox|operatorname|mathrm|textbf|textit|textrm|textsf|emph)\s*\{([^{}]*)\}"
 )
-_TEXT_CMD = re.compile(r"\\(?:text|mbox|textnormal|hbox|operatorname|mathrm)\s*\{([^{}]*)\}")
 _UNIT_SLASH = re.compile(r"(?<=[A-Za-z])\s*/\s*(?=[A-Za-z])")  # km / h (from \mathrm{km}/\mathrm{h})
 _DOLLARS = re.compile(r"\\\$|\$")
-_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$|^[+-]?\d{1,3}(?: \d{3})+(?:\.\d+)?$")
-_SPACE_THOUSANDS = re.compile(r"(?<=\d)(?:\{,\}|,\\!)(?=\d{3})")  # 1{,}000 and MATH's 1,\!000
+# 0,125 is no thousands: a leading zero makes it a decimal comma
+_THOUSANDS = re.compile(r"^[+-]?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?$|^[+-]?[1-9]\d{0,2}(?: \d{3})+(?:\.\d+)?$")
+_SPACE_THOUSANDS = re.compile(r"(?<=\d)(?:\{,\}|,\\!\s*)(?=\d{3})")  # 1{,}000 and MATH's 1,\!000, 11,\! 111
+# 1,22 / 0,5 / 12,5: a comma that cannot separate thousands (not three digits after it, or a leading 0)
+_DECIMAL_COMMA = re.compile(r"[+-]?(?:\d+,\d{1,2}|0,\d+|\d+,\d{4,})")
 _TRAILING_PUNCT = re.compile(r"[\s.;:,]+$")
-_PERCENT = re.compile(r"\\?%|(?<=[\d}.])\s*(?:per\s?cent|pct)\b\.?", re.IGNORECASE)
+_PERCENT = re.compile(r"\\?%|(?<=[\d}.])\s*(?:per\s?cent(?:age)?(?:\s+points?)?|pct)\b\.?", re.IGNORECASE)
 # One-token arguments of \frac / \binom / \sqrt get braces (\frac13, \frac{\sqrt3}2, \frac ab); a braced
 # single character after ^ or _ loses them, so both spellings meet as one string.
 _ARG_COMMANDS = re.compile(r"\\(frac|binom|sqrt)(?![a-zA-Z])")
 _TOKEN = re.compile(r"\s*(\d|[A-Za-z]|\\[a-zA-Z]+)")
 _SCRIPT_BRACE = re.compile(r"([\^_])\{(\w)\}")
 _PLUS_INFINITY = re.compile(r"(^|[,(\[{]|\\cup)\s*\+\s*\\infty")
-_RELATIONS = re.compile(r"\\(?:le|leqslant|leq)(?![a-zA-Z])|\\(?:ge|geqslant|geq)(?![a-zA-Z])")
+_RELATIONS = re.compile(
+    r"\\(?:le|leqslant|leq)(?![a-zA-Z])|<=|\\(?:ge|geqslant|geq)(?![a-zA-Z])|>=|\\(?:ne|neq)(?![a-zA-Z])|!="
+    r"|\\[lg]t(?![a-zA-Z])"
+)
+_RELATION_NAMES = {"<": "\\leq ", ">": "\\geq ", "!": "\\neq ", "n": "\\neq ", "l": "\\leq ", "g": "\\geq "}
 _MULTISPACE = re.compile(r"\s+")
 _PLAIN_NUMBER = re.compile(r"-?\d{1,30}(?:\.\d{1,30})?")
 # Unit words dropped after a number ("5 cm", "18 dollars", "15\mbox{ cm}^2"); variables are single letters,
@@ -87,6 +97,11 @@ _UNITS = (
     "grams?|kg|kilograms?|liters?|litres?|ml|gallons?|cups?|people|persons?|students?|apples?|"
     "marbles?|pages?|points?|ways?|times|boxes|books?|cookies?|eggs?|pieces?|sq\\.? ?(?:ft|m|in)|"
     "km/h|km/hr|m/s|mi/h|m/min|cm/s|yuan|rubles?|rub|euros?|kopecks?"
+)
+# a short word in \text{} / \mathrm{} closing an answer after a number is its unit (2,5 \text{ m}, 9.8 \mathrm{N});
+# not "or"/"and", nor the constants i and e (3+4\mathrm{i})
+_TEXT_UNIT = re.compile(
+    r"(?<=[\d}])\s*\\(?:text|mathrm|mbox)\s*\{\s*(?!(?:or|and|i|e)\b)[A-Za-z]{1,3}\s*\}(?:\s*\^\s*\{?[23]\}?)?\s*$"
 )
 _UNIT_TAIL = re.compile(rf"(?<=[\d}}).])\s*(?:(?:{_UNITS})(?:\s*\^\{{?[23]\}}?)?\s*)+$", re.IGNORECASE)
 
@@ -156,7 +171,11 @@ def brace_arguments(s: str, depth: int = 0) -> str:
 
 
 def _relation(match: re.Match) -> str:
-    return "\\leq " if match.group(0)[1] == "l" else "\\geq "
+    """``\\le``, ``<=`` -> ``\\leq``; ``\\ge``, ``>=`` -> ``\\geq``; ``\\ne``, ``!=`` -> ``\\neq``; ``\\lt`` -> ``<``."""
+    text = match.group(0)
+    if text in (r"\lt", r"\gt"):
+        return "<" if text == r"\lt" else ">"
+    return _RELATION_NAMES[text[0] if text[0] != "\\" else text[1]]
 
 
 def canonical(answer: str) -> str:
@@ -174,7 +193,7 @@ def canonical(answer: str) -> str:
     s = _BINOM_VARIANTS.sub(r"\\binom", s)
     s = _DEGREES.sub("", s)
     s = _STYLE_WRAPPERS.sub("", s)
-    s = unwrap_text(s)
+    s = unwrap_text(_TEXT_UNIT.sub("", s))
     if "/" in s:
         s = _UNIT_SLASH.sub("/", s)
     s = _PERCENT.sub("%", s)
@@ -188,6 +207,12 @@ def canonical(answer: str) -> str:
     if _THOUSANDS.match(s):  # "1,000", "1 000"; "200, 100" (a space after the comma) is a list
         s = s.replace(",", "").replace(" ", "")
     return s.strip()
+
+
+def decimal_comma(s: str) -> str:
+    """``1,22`` -> ``1.22``: a number whose comma cannot separate thousands (one or two digits after it,
+    four or more, or a leading ``0,``) written with a decimal comma; anything else unchanged."""
+    return s.replace(",", ".") if _DECIMAL_COMMA.fullmatch(s) else s
 
 
 def compact(s: str) -> str:

@@ -19,6 +19,7 @@ import cmath
 import math
 import random
 import re
+from fractions import Fraction
 
 MAX_CHARS = 400
 MAX_DEPTH = 40
@@ -421,3 +422,51 @@ def _verdict(relative: float, reason: str, equal_tol: float = EQUAL_TOL) -> tupl
     if relative >= UNEQUAL_TOL:
         return False, reason
     return None
+
+
+def constant_value(text: str) -> complex | None:
+    """The value of a constant expression (``\\frac{8}{3}``, ``\\sqrt{2}``, ``\\pi``) in floating point, or
+    None (variables, unknown syntax, undefined, imprecise)."""
+    if len(text) > MAX_CHARS:
+        return None
+    try:
+        parser = _Parser(text)
+        tree = parser.parse()
+        return None if parser.variables else _value(tree, {})
+    except (Undecided, _Imprecise, RecursionError, IndexError):
+        return None
+
+
+_LINEAR_POINTS = (0.37, 1.91, 2.63)
+
+
+def linear_form(text: str) -> tuple[str, Fraction, Fraction] | None:
+    """``(x, a, b)`` when ``text`` is ``a x + b`` in its one variable with small rational ``a != 0`` and
+    ``b`` (``-2x+8``, ``\\frac{x}{2}-1``), checked at three points; else None. It lets ``-2x \\geq -8`` be
+    read as ``x \\leq 4``."""
+    if len(text) > MAX_CHARS:
+        return None
+    try:
+        parser = _Parser(text)
+        tree = parser.parse()
+        if len(parser.variables) != 1 or tree[0] == "eq":
+            return None
+        (name,) = parser.variables
+        values = [_value(tree, {name: complex(x)}) for x in _LINEAR_POINTS]
+    except (Undecided, _Imprecise, RecursionError, IndexError):
+        return None
+    if any(v is None or not _is_real(v) for v in values):
+        return None
+    (x0, x1, x2), (y0, y1, y2) = _LINEAR_POINTS, [v.real for v in values]
+    slope = (y1 - y0) / (x1 - x0)
+    if abs(y0 + slope * (x2 - x0) - y2) > EQUAL_TOL * max(1.0, abs(y2)):
+        return None
+    a = Fraction(slope).limit_denominator(1000)
+    b = Fraction(y0 - slope * x0).limit_denominator(1000)
+    if (
+        a == 0
+        or abs(float(a) - slope) > 1e-9 * max(1.0, abs(slope))
+        or abs(float(b) - (y0 - slope * x0)) > 1e-9
+    ):
+        return None
+    return name, a, b

@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
+from mathsft.grading.numeric import linear_form
+
 MAX_DIGITS = 400  # longer digit strings are not numbers we compare exactly (they go to string comparison)
 MAX_EXPONENT = 400  # 1e400 is fine as a Fraction; 1e4000000 is not
 MAX_ITEMS = 64  # elements of a list/set/tuple/matrix we compare one by one
@@ -39,12 +41,29 @@ MEMBERSHIP = re.compile(r"\\in(?![a-zA-Z])")  # x \in S
 _UNION_WORDS = (" or ", ";", r"\text{or}")
 _BOTH_WORDS = (" and ", r"\text{and}")
 _ALTERNATIVES = _UNION_WORDS + _BOTH_WORDS
-_RELATION = re.compile(r"(\\leq|\\geq|\\lt(?![a-zA-Z])|\\gt(?![a-zA-Z])|<|>)")
+_RELATION = re.compile(r"(\\leq|\\geq|\\neq|\\lt(?![a-zA-Z])|\\gt(?![a-zA-Z])|<|>)")
 _LESS = frozenset(("<", r"\lt", r"\leq"))
 _GREATER = frozenset((">", r"\gt", r"\geq"))
 _FLIP = {">": "<", r"\gt": "<", r"\geq": r"\leq"}
+_REVERSE = {
+    "<": ">",
+    ">": "<",
+    r"\lt": ">",
+    r"\gt": "<",
+    r"\leq": r"\geq",
+    r"\geq": r"\leq",
+    r"\neq": r"\neq",
+}
 _MIRROR = {"[": "]", "(": ")", "]": "[", ")": "("}
-_MATRIX = re.compile(r"^\\begin\{([pbvBV]?matrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}$", re.DOTALL)
+# pmatrix, bmatrix, \left[\begin{array}{cc}...\end{array}\right] (brackets kept after \left/\right go),
+# matrix in parentheses: one matrix; vmatrix is a determinant, another kind.
+_ENVIRONMENT = r"\\begin\{([pbvBV]?matrix|array)\}(?:\{[^{}]*\})?((?:(?!\\begin|\\end).)*)\\end\{\2\}"
+_MATRIX = re.compile(rf"^([\[(]?)\s*{_ENVIRONMENT}\s*([\])]?)$", re.DOTALL)
+_MATRIX_TERM = re.compile(rf"([\[(]?)\s*{_ENVIRONMENT}\s*([\])]?)", re.DOTALL)
+_MATRIX_JOIN = re.compile(r"^\s*(?:\\cdot|\\times)?\s*$")
+_MATRIX_SCALAR = re.compile(r"^\s*([+-]?)\s*([^+\-]*?)\s*(?:\\cdot|\\times)?\s*$")
+MAX_MATRICES = 4
+MAX_SCALAR_CHARS = 40  # 2\sqrt{3}\cdot before a matrix; a longer "coefficient" is no matrix expression
 
 _OPENERS = "([{"
 _CLOSERS = ")]}"
@@ -89,6 +108,11 @@ class Sequence:
 @dataclass(frozen=True)
 class Matrix:
     rows: tuple[tuple[str, ...], ...]
+    determinant: bool = False  # vmatrix: |...| is a number, not a matrix
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(r) for r in self.rows)
 
 
 @dataclass(frozen=True)
@@ -237,10 +261,8 @@ def _wraps_whole(s: str, open_len: int, close_len: int) -> bool:
 def parse_structure(s: str) -> Sequence | Matrix | Union | None:
     """Matrix, union of intervals, set, tuple/interval or bare comma list; None for a single value."""
     s = s.strip()
-    if m := _MATRIX.match(s):
-        rows = [r for r in re.split(r"\\\\", m.group(2)) if r.strip() and not r.strip().startswith(r"\hline")]
-        cells = tuple(tuple(c.strip() for c in r.split("&")) for r in rows)
-        return Matrix(cells) if cells and sum(len(r) for r in cells) <= MAX_ITEMS else None
+    if (m := _MATRIX.match(s)) and _matched_brackets(m.group(1), m.group(4)):
+        return _matrix(m.group(2), m.group(3))
     parts = split_top(s, r"\cup")
     if len(parts) > 1:
         return Union(tuple(parts)) if len(parts) <= MAX_ITEMS else None
@@ -256,6 +278,82 @@ def parse_structure(s: str) -> Sequence | Matrix | Union | None:
     if len(items) >= 2 and all(items) and len(items) <= MAX_ITEMS:
         return Sequence("", "", tuple(items))
     return None
+
+
+def _matched_brackets(open_: str, close: str) -> bool:
+    return (open_ + close) in ("", "()", "[]")
+
+
+def _matrix(environment: str, body: str) -> Matrix | None:
+    rows = [r for r in re.split(r"\\\\", body) if r.strip() and not r.strip().startswith(r"\hline")]
+    cells = tuple(tuple(c.strip() for c in r.split("&")) for r in rows)
+    if not cells or sum(len(r) for r in cells) > MAX_ITEMS or len(set(map(len, cells))) != 1:
+        return None
+    return Matrix(cells, environment.lower() == "vmatrix")
+
+
+def _scaled(matrix: Matrix, sign: str, scalar: str) -> Matrix:
+    if not scalar and sign != "-":
+        return matrix
+    factor = f"{sign}({scalar or 1})"
+    return Matrix(tuple(tuple(f"{factor}\\cdot({c})" for c in row) for row in matrix.rows))
+
+
+def _product(a: Matrix, b: Matrix) -> Matrix | None:
+    if len(a.rows[0]) != len(b.rows) or len(a.rows) * len(b.rows[0]) > MAX_ITEMS:
+        return None
+    columns = list(zip(*b.rows, strict=True))
+    return Matrix(
+        tuple(
+            tuple("+".join(f"({x})\\cdot({y})" for x, y in zip(row, col, strict=True)) for col in columns)
+            for row in a.rows
+        )
+    )
+
+
+def _sum(a: Matrix, b: Matrix) -> Matrix | None:
+    if a.shape != b.shape:
+        return None
+    return Matrix(
+        tuple(
+            tuple(f"({x})+({y})" for x, y in zip(r, q, strict=True))
+            for r, q in zip(a.rows, b.rows, strict=True)
+        )
+    )
+
+
+def matrix_expression(s: str) -> Matrix | None:
+    """A sum of scaled products of matrices (``2\\begin{pmatrix}3\\\\-2\\end{pmatrix}``, ``A + B``,
+    ``-I``, ``AB``) as one matrix whose cells are the expressions to evaluate; None for anything else
+    (at most ``MAX_MATRICES`` matrices, scalars without ``+``/``-`` inside)."""
+    if s.count(r"\begin") > MAX_MATRICES:
+        return None
+    total: Matrix | None = None
+    term: Matrix | None = None
+    end = 0
+    for m in _MATRIX_TERM.finditer(s):
+        if (
+            not _matched_brackets(m.group(1), m.group(4))
+            or (matrix := _matrix(m.group(2), m.group(3))) is None
+        ):
+            return None
+        if matrix.determinant:
+            return None
+        gap = s[end : m.start()]
+        if term is not None and _MATRIX_JOIN.match(gap):  # a product
+            term = _product(term, matrix)
+        else:
+            scalar = _MATRIX_SCALAR.match(gap) if len(gap) <= MAX_SCALAR_CHARS else None
+            if scalar is None or (term is not None and not scalar.group(1)):
+                return None
+            total = term if total is None else _sum(total, term)
+            term = _scaled(matrix, scalar.group(1), scalar.group(2))
+        if term is None:
+            return None
+        end = m.end()
+    if term is None or s[end:].strip():
+        return None
+    return term if total is None else _sum(total, term)
 
 
 def split_equation(s: str) -> tuple[str, str] | None:
@@ -371,8 +469,10 @@ def _relation_set(s: str) -> str | None:
         for name, value, name_left in ((left, right, True), (right, left, False)):
             absolute = len(name) <= 80 and _ABS_NAME.match(name)
             if (absolute or is_label(name)) and value and not is_label(value):
+                if op == r"\neq":
+                    return None if absolute else rf"(-\infty,{value})\cup({value},\infty)"
                 return _ray(name_left, op, value, bool(absolute))
-        return None
+        return _linear_relation(left, op, right) if left and right else None
     if len(tokens) != 5:
         return None
     low, op1, middle, op2, high = tokens
@@ -388,6 +488,28 @@ def _relation_set(s: str) -> str | None:
             return f"{outer}{high}{hi}" if lo == "[" else f"{outer}0)\\cup(0,{high}{hi}"
         return f"{outer}{_negate(low)}{_MIRROR[lo]}\\cup{lo}{low},{high}{hi}"
     return f"{lo}{low},{high}{hi}" if is_label(middle) else None
+
+
+def _fraction_latex(value: Fraction) -> str:
+    if value.denominator == 1:
+        return str(value.numerator)
+    sign = "-" if value < 0 else ""
+    return rf"{sign}\frac{{{abs(value.numerator)}}}{{{value.denominator}}}"
+
+
+def _linear_relation(left: str, op: str, right: str) -> str | None:
+    """``-x > -1``, ``-2x \\geq -8``, ``2x+1 < 5``: a linear relation in one variable as the ray it
+    describes (dividing by a negative coefficient turns the relation round)."""
+    form = linear_form(f"({left})-({right})")
+    if form is None:
+        return None
+    _, slope, offset = form
+    if slope < 0:
+        op = _REVERSE[op]
+    value = _fraction_latex(-offset / slope)
+    if op == r"\neq":
+        return rf"(-\infty,{value})\cup({value},\infty)"
+    return _ray(True, op, value, False)
 
 
 def _subject(relation: str) -> str | None:

@@ -6,6 +6,7 @@ import pytest
 from answer_form_cases import ANSWER_FORM_CASES
 
 from mathsft.grading import clear_caches, extract_answer, grade, is_equivalent
+from mathsft.grading.normalize import canonical
 
 
 def test_every_kind_is_labelled_both_ways():
@@ -99,3 +100,21 @@ def test_clear_caches_forgets_symbolic_verdicts():
     assert grade(r"\boxed{(x+1)^3}", "x^3+3x^2+3x+1").correct
     clear_caches()
     assert grade(r"\boxed{(x+1)^3}", "x^3+3x^2+3x+1").correct
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (r"11,\! 111", "11111"),
+        (r"10{,}000", "10000"),
+        ("0,125", "0,125"),  # a leading zero: a decimal comma, not thousands
+        (r"5 \textbf{ meters}", "5"),
+        (r"2,5 \text{ m}", "2,5"),
+        ("28 percentage points", "28%"),
+        ("x >= 2", r"x \geq 2"),
+        (r"x \lt 2", "x < 2"),
+        ("x != 2", r"x \neq 2"),
+    ],
+)
+def test_canonical_forms(text: str, expected: str):
+    assert canonical(text) == expected

@@ -75,3 +75,57 @@ def test_prose_against_a_number_is_settled_without_sympy(monkeypatch: pytest.Mon
     assert equivalence.compare(pred, "38") == (False, "prose")
     assert not equivalence.compare("38", "the number of plums picked")[0]
     assert is_equivalent("38 pounds", "38")  # a number stated in words is still read
+
+
+@pytest.mark.parametrize(
+    ("pred", "gold", "equal"),
+    [
+        (
+            r"\left[\begin{array}{cc} 1 & 2 \\ 3 & 4 \end{array}\right]",
+            r"\begin{pmatrix}1&2\\3&4\end{pmatrix}",
+            True,
+        ),
+        (
+            r"\begin{vmatrix}1&2\\3&4\end{vmatrix}",
+            r"\begin{pmatrix}1&2\\3&4\end{pmatrix}",
+            False,
+        ),  # a determinant
+        (r"2\begin{pmatrix}3\\-2\end{pmatrix}", r"\begin{pmatrix}6\\-4\end{pmatrix}", True),
+        (
+            r"\begin{pmatrix}1&1\\0&1\end{pmatrix}\begin{pmatrix}2\\1\end{pmatrix}",
+            r"\begin{pmatrix}3\\1\end{pmatrix}",
+            True,
+        ),
+        (
+            r"\begin{pmatrix}2\\1\end{pmatrix}\begin{pmatrix}1&1\\0&1\end{pmatrix}",
+            r"\begin{pmatrix}3\\1\end{pmatrix}",
+            False,
+        ),
+        ("-x > -1", "x < 1", True),  # a linear relation divided by a negative coefficient turns round
+        ("-x < -1", "x < 1", False),
+        ("2 >= x", r"x \geq 2", False),
+        ("x != 3", r"x \ne 3", True),
+        (r"x \neq 3", r"(-\infty,3)\cup(3,\infty)", True),
+        ("x = 5+5+1 = 11", "11", True),  # a chain states its last side
+        ("x = 5+5+1 = 12", "11", False),
+        ("p=5, q=2; p=7, q=2", "(7,2),(5,2)", True),
+        ("p=5, q=2", "(7,2),(5,2)", False),
+        (r"0, \pm 1", "-1, 0, 1", True),
+        ("1,22", "1.22", True),  # a decimal comma where it cannot separate thousands
+        ("1,222", "1.222", False),
+        ("0,125", "0.125", True),
+        ("1, 22", "1.22", False),
+        (r"11,\! 111", "11111", True),
+        (r"(0.6, 2.6667]", r"(\frac{3}{5}, \frac{8}{3}]", True),  # endpoints rounded to 4+ digits
+        (r"(0.6, 2.67]", r"(\frac{3}{5}, \frac{8}{3}]", False),
+        (r"(3, 1.5708)", r"(3, \frac{\pi}{2})", False),  # may be a point: not rounded
+        (r"2,5 \text{ m}", "2.5", True),  # a short unit in \text after a number
+        (r"3+4\mathrm{i}", "7", False),  # but not the constant i
+    ],
+)
+def test_competition_forms(pred: str, gold: str, equal: bool):
+    assert is_equivalent(pred, gold) is equal, compare(pred, gold)
+
+
+def test_interval_rounding_is_lenient_only():
+    assert not is_equivalent(r"(0.6, 2.6667]", r"(\frac{3}{5}, \frac{8}{3}]", profile="strict")

@@ -31,6 +31,15 @@ from mathsft.grading import extract_answer, grade
         ("reasoning... <answer> \\frac{1}{2} </answer>", r"\frac{1}{2}"),
         ("<answer>The answer is 6</answer>", "6"),
         ("no final answer here, just 42 things", None),
+        ("Work.\n\nAnswer\n\\[ (1, 2) \\]", "(1, 2)"),  # a heading above display math
+        ("Work.\n\n### Final Answer\n\n$$\n-\\frac{1}{4}\n$$", r"-\frac{1}{4}"),
+        ("Let me find the answer\nFirst, 5 apples", None),  # a heading states only the math below it
+        ("We seek the answer\n$$x=3$$ gives", None),  # not at a line start: no heading
+        ("The answer is $28$ %.", "28%"),  # a percent sign after the math span belongs to the answer
+        ("The answer is $28$ percent of the total.", "28%"),
+        (r"The solutions are $x=\boxed{1}$ and $x=\boxed{2}$.", "1, 2"),  # the label names the box
+        (r"$x=\boxed{1}$ and $y=\boxed{2}$", "x=1, y=2"),  # distinct labels: a tuple
+        (r"First $x=\boxed{3}$, then $x = \boxed{4}$", "4"),  # words between: a correction
         ("", None),
     ],
 )
@@ -117,3 +126,25 @@ def test_grade_says_where_the_answer_came_from() -> None:
         result = grade(text, "7")
         assert (result.correct, result.source, result.formatted) == (True, source, source != "last-number")
     assert grade("no idea", "7").source is None
+
+
+def test_gold_solution_ending_in_a_final_statement():
+    gold = "Half of $24$ is $12$.\nFinal Answer: The final answer is $24$. I hope it is correct."
+    assert grade(r"\boxed{24}", gold).correct
+    assert not grade(r"\boxed{12}", gold).correct
+
+
+@pytest.mark.parametrize(
+    ("answer", "gold", "correct"),
+    [
+        (r"\text{Il costo è di } \$25", "25", True),  # prose in any language around one number
+        (r"\text{Ela gasta } \$7,50", "7.5", True),  # with a decimal comma
+        (r"\text{Ela gasta } \$7,05", "7.5", False),
+        (r"x = 25", "25", True),
+        (r"\text{Итого } 25 \text{ рублей}", "25", True),
+        ("25π", "25", False),  # a lone Greek letter is a variable, not a word
+        ("25 α", "25", False),
+    ],
+)
+def test_number_stated_in_words(answer: str, gold: str, correct: bool):
+    assert grade(rf"\boxed{{{answer}}}", gold).correct is correct

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import pytest
 from equivalence_cases import CASES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mathsft.grading.normalize import canonical, compact
-from mathsft.grading.numeric import float_equal
+from mathsft.grading.numeric import constant_value, float_equal, linear_form
 from mathsft.grading.symbolic import symbolic_equal
 
 
@@ -102,3 +104,25 @@ def test_random_expressions_agree_with_sympy(a: str, b: str, c: str, same: bool,
     if fast is not None:
         slow, reason = symbolic_equal(pred, gold)
         assert slow is not None and fast[0] == slow, (pred, gold, fast, reason)
+
+
+@pytest.mark.parametrize(
+    ("text", "form"),
+    [
+        ("(-x)-(-1)", ("x", Fraction(-1), Fraction(1))),
+        (r"\frac{a}{2}-1", ("a", Fraction(1, 2), Fraction(-1))),
+        ("-3x+6", ("x", Fraction(-3), Fraction(6))),
+        ("x^2-1", None),  # not linear
+        ("xy+1", None),  # two variables
+        ("5", None),  # no variable
+        (r"\sqrt{2}x", None),  # an irrational coefficient: left to the other paths
+    ],
+)
+def test_linear_form(text: str, form: tuple | None):
+    assert linear_form(text) == form
+
+
+def test_constant_value():
+    assert constant_value(r"\frac{8}{3}") == pytest.approx(8 / 3)
+    assert constant_value(r"\sqrt{2}") == pytest.approx(2**0.5)
+    assert constant_value("x+1") is None

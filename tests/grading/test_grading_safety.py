@@ -15,6 +15,7 @@ from mathsft.grading import grade, grade_many
 from mathsft.grading.timeout import DEFAULT_TIMEOUT_S, map_items, run_symbolic
 
 LIMIT_S = DEFAULT_TIMEOUT_S + 2.0  # the per-item limit plus a worker (re)start
+_MATRIX_8 = r"\begin{pmatrix}" + r"\\".join(["&".join([r"x^{99}+\sqrt{y}"] * 8)] * 8) + r"\end{pmatrix}"
 
 
 def _payloads(target: Path) -> list[str]:
@@ -50,6 +51,15 @@ def test_payloads_do_not_run(tmp_path: Path):
         (r"\boxed{" + "{" * 500 + "1" + "}" * 500 + "}", "1"),
         ("(" * 500 + "1" + ")" * 500, "1"),
         (r"\boxed{" + "+".join(["x"] * 2000) + "}", "2000x"),
+        (
+            r"\boxed{" + r"\begin{pmatrix}1&2\\3&4\end{pmatrix}" * 60 + "}",
+            r"\begin{pmatrix}1&2\\3&4\end{pmatrix}",
+        ),
+        (r"\boxed{\begin{pmatrix}1\end{pmatrix}" + " " * 1900 + r"x+\begin{pmatrix}1\end{pmatrix}}", "(2)"),
+        (r"\boxed{" + _MATRIX_8 + _MATRIX_8 + _MATRIX_8 + _MATRIX_8 + "}", _MATRIX_8),
+        (r"\boxed{-" + "x" * 300 + " > " + "-1" * 300 + "}", "x<1"),
+        ("Answer\n" * 20_000 + "$$1$$", "1"),
+        (r"\boxed{" + "1,2" * 600 + "}", "1.2"),
     ],
 )
 def test_pathological_inputs_finish_with_a_verdict(response: str, gold: str):
