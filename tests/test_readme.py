@@ -126,3 +126,24 @@ def test_the_checks_catch_a_command_that_does_not_exist() -> None:
     ]
     with pytest.raises(ValueError, match="learning_rate"):
         build_config(TrainConfig, None, ["learning_rate=1"])
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor of a markdown heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _anchors(path: Path) -> set[str]:
+    return {_slug(h) for h in re.findall(r"^#+ (.+)$", path.read_text(), flags=re.M)}
+
+
+def test_readme_links_into_benchmarks_land_on_a_section() -> None:
+    links = re.findall(r"\]\(BENCHMARKS\.md#([^)]+)\)", README.read_text())
+    assert len(links) >= 7  # one per headline claim of the results table
+    missing = set(links) - _anchors(README.parent / "BENCHMARKS.md")
+    assert not missing, f"README links to BENCHMARKS.md sections that do not exist: {sorted(missing)}"
+
+
+def test_slug_matches_githubs_anchors() -> None:
+    assert _slug("GSM8K: the one-hour recipe") == "gsm8k-the-one-hour-recipe"
+    assert _slug("The RL stage (`mathsft/rl/`)") == "the-rl-stage-mathsftrl"
