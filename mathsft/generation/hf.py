@@ -692,9 +692,8 @@ class HFBackend:
         return None
 
     def _mask(self, allowed: torch.Tensor) -> torch.Tensor:
-        """SDPA takes the boolean mask as is; eager attention adds it to the scores."""
-        if self.attn_implementation == "sdpa":
-            return allowed
+        """The additive mask every layer adds to its scores, built once per forward: SDPA given a boolean
+        mask converts it to this form again in each of the model's layers."""
         return torch.zeros(allowed.shape, dtype=self.model.dtype, device=allowed.device).masked_fill(
             ~allowed, torch.finfo(self.model.dtype).min
         )
