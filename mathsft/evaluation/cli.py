@@ -79,10 +79,8 @@ def eval_command(
         return
     rows = run_suites(cfg, cfg.out_dir())
     for row in rows:
-        lo, hi = row["ci95"]
-        typer.echo(
-            f"{row['name']}: n={row['n']} {row['metric']}={row['accuracy']:.4f} 95% CI [{lo:.3f}, {hi:.3f}]"
-        )
+        spread = "95% CI [{:.3f}, {:.3f}]".format(*row["ci95"]) if row["ci95"] else "(no CI)"
+        typer.echo(f"{row['name']}: n={row['n']} {row['metric']}={row['accuracy']:.4f} {spread}")
     typer.echo(f"suites: {Path(cfg.out_dir()) / 'suites.json'}")
 
 

@@ -82,6 +82,7 @@ def lm_eval_settings(suite: LmEvalSuite, base: EvalConfig) -> dict[str, Any]:
         "batch_size": suite.batch_size or base.batch_size,
         "model": base.model,
         "dtype": base.dtype,
+        "bootstrap": base.bootstrap,
     }
 
 
@@ -128,12 +129,7 @@ def simple_evaluate(suite: LmEvalSuite, settings: dict[str, Any], out: Path) -> 
     if suite.include_path is not None and not Path(suite.include_path).is_dir():
         raise MathsftError(f"suite {suite.name!r}: include_path {suite.include_path} is not a folder")
     device = resolve_device("auto")
-    manager = TaskManager(include_path=suite.include_path)
-    if not manager.match_tasks([suite.task]):
-        raise MathsftError(
-            f"suite {suite.name!r}: lm-eval knows no task {suite.task!r}"
-            + (f" (nor does {suite.include_path})" if suite.include_path else " (local tasks: include_path)")
-        )
+    manager = task_manager(suite, TaskManager)
     results = lm_eval.simple_evaluate(
         model="hf",
         model_args={
@@ -149,11 +145,27 @@ def simple_evaluate(suite: LmEvalSuite, settings: dict[str, Any], out: Path) -> 
         log_samples=True,
         task_manager=manager,
         apply_chat_template=suite.apply_chat_template,
-        bootstrap_iters=0,  # our CI comes from the per-sample rows
+        bootstrap_iters=settings["bootstrap"],  # the stderr of a corpus-level score (a perplexity)
     )
     if results is None:  # lm-eval returns None on non-zero ranks of a distributed run
         raise MathsftError(f"suite {suite.name!r}: lm-eval returned no results")
     return results
+
+
+def task_manager(suite: LmEvalSuite, cls: Any) -> Any:
+    """lm-eval's task index: the ``include_path`` folder alone when it defines the task (indexing lm-eval's
+    thousands of bundled task files takes ~10 s), else everything."""
+    if suite.include_path is not None:
+        local = cls(include_path=suite.include_path, include_defaults=False)
+        if local.match_tasks([suite.task]):
+            return local
+    manager = cls(include_path=suite.include_path)
+    if not manager.match_tasks([suite.task]):
+        raise MathsftError(
+            f"suite {suite.name!r}: lm-eval knows no task {suite.task!r}"
+            + (f" (nor does {suite.include_path})" if suite.include_path else " (local tasks: include_path)")
+        )
+    return manager
 
 
 def pick_metric(task_results: dict[str, Any], wanted: str | None) -> str:
@@ -193,7 +205,8 @@ def lm_eval_summary(
     base: EvalConfig,
 ) -> dict[str, Any]:
     """The eval summary of an lm-eval suite: the score is the mean over documents when lm-eval logged
-    per-document scores (its bootstrap CI resamples them), else lm-eval's aggregate and its stderr."""
+    per-document scores (its bootstrap CI resamples them), else lm-eval's aggregate, with +-1.96 stderr
+    where lm-eval gives one."""
     task_results = results["results"][suite.task]
     value = float(task_results[metric])
     if rows:
@@ -201,8 +214,8 @@ def lm_eval_summary(
         accuracy, ci95 = sum(scores) / len(scores), list(bootstrap_ci(scores, base.bootstrap, base.seed))
     else:
         stderr = task_results.get(metric.replace(",", "_stderr,", 1))
-        spread = 1.96 * stderr if isinstance(stderr, int | float) else 0.0
-        accuracy, ci95 = value, [value - spread, value + spread]
+        ok = isinstance(stderr, int | float)
+        accuracy, ci95 = value, [value - 1.96 * stderr, value + 1.96 * stderr] if ok else None
     n = len(rows) or sum(int(v.get("effective", 0)) for v in (results.get("n-samples") or {}).values())
     return {
         "model": settings["model"],
