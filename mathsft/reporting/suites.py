@@ -147,7 +147,7 @@ def suites_section(doc: Doc, stage_dirs: dict[str, Path]) -> None:
         doc.table(*differences_table(matrix))
     for suite, c in matrix.regressions():
         doc.para(
-            f"**Regression on {suite}**: {c.b} is {signed_pct(-c.diff)} below {c.a} (McNemar p = {c.p_value:.2g})."
+            f"**Regression on {suite}**: {c.b} is {-100 * c.diff:.1f} pp below {c.a} (McNemar p = {c.p_value:.2g})."
         )
     for note in matrix.notes:
         doc.para(note)
