@@ -70,10 +70,14 @@ def eval_command(
     }
     flags = [f"{k}={json.dumps(v)}" for k, v in given.items() if v is not None]
     section = "eval" if config is not None and "eval" in _top_keys(config) else None
-    cfg = build_config(EvalConfig, config, [*(overrides or []), *flags], section=section)
-    if suite:
-        added = [parse_suite(spec, include_path) for spec in suite]
-        cfg = EvalConfig.model_validate(cfg.model_dump() | {"suites": [*cfg.model_dump()["suites"], *added]})
+    items = [*(overrides or []), *flags]
+    cfg = build_config(EvalConfig, config, items, section=section)
+    if suite:  # after the config's own suites
+        suites = [
+            *cfg.model_dump(mode="json")["suites"],
+            *(parse_suite(spec, include_path) for spec in suite),
+        ]
+        cfg = build_config(EvalConfig, config, [*items, f"suites={json.dumps(suites)}"], section=section)
     if not cfg.suites:
         run_eval(cfg)
         return
