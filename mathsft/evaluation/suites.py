@@ -192,8 +192,23 @@ def sample_rows(samples: dict[str, list[dict[str, Any]]], metric: str) -> list[d
             value = doc.get(name)
             if not isinstance(value, bool | int | float):
                 return []
-            rows.append({"id": f"{task}/{doc['doc_id']}", "task": task, "correct": float(value)})
+            row = {"id": f"{task}/{doc['doc_id']}", "task": task, "correct": float(value)}
+            rows.append(row | shown(doc))
     return rows
+
+
+def shown(doc: dict[str, Any]) -> dict[str, str]:
+    """What a report shows of a document: its prompt, the model's answer and the target; for a multiple
+    choice, the choices' texts (the answer: the choice of highest log-likelihood)."""
+    arguments = doc.get("arguments") or [("", "")]
+    response, target = doc.get("filtered_resps"), doc.get("target", "")
+    choices = [str(a[1]) for a in arguments if len(a) > 1]
+    if isinstance(response, list) and response and all(isinstance(r, list | tuple) for r in response):
+        response = choices[max(range(len(response)), key=lambda i: response[i][0])]
+        target = choices[int(target)] if str(target).isdigit() and int(target) < len(choices) else target
+    elif isinstance(response, list) and len(response) == 1:
+        response = response[0]
+    return {"prompt": str(arguments[0][0]), "gold": str(target), "response": str(response)}
 
 
 def lm_eval_summary(
@@ -220,6 +235,7 @@ def lm_eval_summary(
     return {
         "model": settings["model"],
         "task": suite.task,
+        "dataset": f"lm-eval {suite.task}",
         "n": n,
         "metric": metric,
         "accuracy": accuracy,

@@ -526,7 +526,8 @@ def failure_sample(run: EvalRun, limit: int, seed: int = 0) -> list[dict[str, An
 
 
 def _failure_details(row: dict[str, Any]) -> Details:
-    samples = row.get("samples") or [{}]
+    # an lm-eval document has no samples: its response is the generated text or the chosen answer
+    samples = row.get("samples") or [{"response": row.get("response", ""), "extracted": row.get("response")}]
     wrong = next((s for s in samples if not s.get("correct")), samples[0])
     extracted = wrong.get("extracted")
     summary = (

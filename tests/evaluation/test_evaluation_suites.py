@@ -156,14 +156,24 @@ def test_the_metric_and_its_per_document_scores() -> None:
     assert pick_metric(reported, "acc_norm") == "acc_norm,none"
     with pytest.raises(MathsftError, match=r"no metric 'exact_match'.*acc,none, acc_norm,none"):
         pick_metric(reported, "exact_match")
+    choices = [("Q: 1+1?", " 2"), ("Q: 1+1?", " 3")]
     samples = {
-        "g_a": [{"doc_id": 0, "filter": "none", "acc": 1.0}, {"doc_id": 1, "filter": "none", "acc": 0.0}],
-        "g_b": [{"doc_id": 0, "filter": "none", "acc": True}],
-    }
+        "g_a": [
+            {"doc_id": 0, "filter": "none", "acc": 1.0, "arguments": choices, "target": 0,
+             "filtered_resps": [(-0.5, True), (-2.0, False)]},
+            {"doc_id": 1, "filter": "none", "acc": 0.0, "arguments": choices, "target": 0,
+             "filtered_resps": [(-3.0, False), (-1.0, True)]},
+        ],
+        "g_b": [
+            {"doc_id": 0, "filter": "none", "acc": True, "arguments": [("Q: 2+2?", {"until": ["\n"]})],
+             "target": "4", "filtered_resps": ["4"]},
+            {"doc_id": 0, "filter": "other", "acc": False},  # another filter's score of the same document
+        ],
+    }  # fmt: skip
     assert sample_rows(samples, "acc,none") == [
-        {"id": "g_a/0", "task": "g_a", "correct": 1.0},
-        {"id": "g_a/1", "task": "g_a", "correct": 0.0},
-        {"id": "g_b/0", "task": "g_b", "correct": 1.0},
+        {"id": "g_a/0", "task": "g_a", "correct": 1.0, "prompt": "Q: 1+1?", "gold": " 2", "response": " 2"},
+        {"id": "g_a/1", "task": "g_a", "correct": 0.0, "prompt": "Q: 1+1?", "gold": " 2", "response": " 3"},
+        {"id": "g_b/0", "task": "g_b", "correct": 1.0, "prompt": "Q: 2+2?", "gold": "4", "response": "4"},
     ]
     perplexity = {"wikitext": [{"doc_id": 0, "filter": "none", "word_perplexity": (-12.5, 7)}]}
     assert sample_rows(perplexity, "word_perplexity,none") == []
