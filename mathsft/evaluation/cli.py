@@ -73,11 +73,8 @@ def eval_command(
     items = [*(overrides or []), *flags]
     cfg = build_config(EvalConfig, config, items, section=section)
     if suite:  # after the config's own suites
-        suites = [
-            *cfg.model_dump(mode="json")["suites"],
-            *(parse_suite(spec, include_path) for spec in suite),
-        ]
-        cfg = build_config(EvalConfig, config, [*items, f"suites={json.dumps(suites)}"], section=section)
+        added = dict(parse_suite(spec, include_path) for spec in suite)
+        cfg = build_config(EvalConfig, config, [*items, f"suites={json.dumps(added)}"], section=section)
     if not cfg.suites:
         run_eval(cfg)
         return
@@ -88,14 +85,14 @@ def eval_command(
     typer.echo(f"suites: {Path(cfg.out_dir()) / 'suites.json'}")
 
 
-def parse_suite(spec: str, include_path: str | None) -> dict[str, str | None]:
+def parse_suite(spec: str, include_path: str | None) -> tuple[str, dict[str, str | None]]:
     """``NAME=PATH`` (a problem benchmark read by the NAME adapter) or ``NAME=lm_eval:TASK``."""
     name, sep, target = spec.partition("=")
     if not sep or not name or not target:
         raise MathsftError(f"--suite {spec!r}: expected NAME=PATH or NAME=lm_eval:TASK")
     if target.startswith("lm_eval:"):
-        return {"name": name, "task": target.removeprefix("lm_eval:"), "include_path": include_path}
-    return {"name": name, "data_path": target}
+        return name, {"task": target.removeprefix("lm_eval:"), "include_path": include_path}
+    return name, {"data_path": target}
 
 
 def _top_keys(path: Path) -> set[str]:

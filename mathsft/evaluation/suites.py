@@ -31,13 +31,13 @@ def run_suites(
         raise MathsftError("no suites to evaluate (give --suite NAME=PATH, or suites: in the config)")
     out = Path(out)
     rows: list[dict[str, Any]] = []
-    for suite in cfg.suites:
-        folder = out / suite.name
+    for name, suite in cfg.suites.items():
+        folder = out / name
         if isinstance(suite, ProblemSuite):
-            summary = problem_suite(suite.resolve(cfg, str(folder)), (given or {}).get(suite.name))
+            summary = problem_suite(suite.resolve(cfg, name, str(folder)), (given or {}).get(name))
         else:
             summary = lm_eval_suite(suite, cfg, folder)
-        rows.append(suite_row(suite.name, summary))
+        rows.append(suite_row(name, summary))
         out.mkdir(parents=True, exist_ok=True)
         (out / "suites.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
     return rows
@@ -127,9 +127,9 @@ def simple_evaluate(suite: LmEvalSuite, settings: dict[str, Any], out: Path) -> 
     from mathsft.models import resolve_model
 
     if suite.include_path is not None and not Path(suite.include_path).is_dir():
-        raise MathsftError(f"suite {suite.name!r}: include_path {suite.include_path} is not a folder")
+        raise MathsftError(f"{out}: include_path {suite.include_path} is not a folder")
     device = resolve_device("auto")
-    manager = task_manager(suite, TaskManager)
+    manager = task_manager(suite, TaskManager, out)
     results = lm_eval.simple_evaluate(
         model="hf",
         model_args={
@@ -148,11 +148,11 @@ def simple_evaluate(suite: LmEvalSuite, settings: dict[str, Any], out: Path) -> 
         bootstrap_iters=settings["bootstrap"],  # the stderr of a corpus-level score (a perplexity)
     )
     if results is None:  # lm-eval returns None on non-zero ranks of a distributed run
-        raise MathsftError(f"suite {suite.name!r}: lm-eval returned no results")
+        raise MathsftError(f"{out}: lm-eval returned no results")
     return results
 
 
-def task_manager(suite: LmEvalSuite, cls: Any) -> Any:
+def task_manager(suite: LmEvalSuite, cls: Any, out: Path) -> Any:
     """lm-eval's task index: the ``include_path`` folder alone when it defines the task (indexing lm-eval's
     thousands of bundled task files takes ~10 s), else everything."""
     if suite.include_path is not None:
@@ -162,7 +162,7 @@ def task_manager(suite: LmEvalSuite, cls: Any) -> Any:
     manager = cls(include_path=suite.include_path)
     if not manager.match_tasks([suite.task]):
         raise MathsftError(
-            f"suite {suite.name!r}: lm-eval knows no task {suite.task!r}"
+            f"{out}: lm-eval knows no task {suite.task!r}"
             + (f" (nor does {suite.include_path})" if suite.include_path else " (local tasks: include_path)")
         )
     return manager

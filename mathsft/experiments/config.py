@@ -148,7 +148,7 @@ class ExperimentConfig(StrictModel):
 
     @model_validator(mode="after")
     def _heldout_suite_name(self) -> ExperimentConfig:
-        if any(suite.name == self.data.test.dataset for suite in self.eval.suites):
+        if self.data.test.dataset in self.eval.suites:
             raise ValueError(
                 f"eval.suites: {self.data.test.dataset!r} names the held-out test set's suite (data.test, "
                 "evaluated with the eval: keys); give the other suite another name"

@@ -171,21 +171,18 @@ def prepare_data(cfg: ExperimentConfig, out: Path) -> Prepared:
 # Stages (each reused when its outputs are complete)
 
 
-def heldout_suite(cfg: ExperimentConfig) -> ProblemSuite:
+def heldout_suite(cfg: ExperimentConfig) -> tuple[str, ProblemSuite]:
     """The held-out test set (``data.test``) as a suite named after its dataset, run with the ``eval:`` keys."""
     test = cfg.data.test
-    return ProblemSuite(
-        name=test.dataset,
-        dataset=test.dataset,
-        data_path=test.path,
-        split=test.split or "test",
-        data_config=test.config,
+    suite = ProblemSuite(
+        dataset=test.dataset, data_path=test.path, split=test.split or "test", data_config=test.config
     )
+    return test.dataset, suite
 
 
 def heldout_dir(cfg: ExperimentConfig, out: Path) -> Path:
     """Where a stage's eval of the held-out test set is: the stage folder, or its suite's folder in it."""
-    return out / heldout_suite(cfg).name if cfg.eval.suites else out
+    return out / cfg.data.test.dataset if cfg.eval.suites else out
 
 
 def evaluate(cfg: ExperimentConfig, model: str, problems: list[Problem], out: Path) -> dict[str, Any]:
@@ -195,9 +192,9 @@ def evaluate(cfg: ExperimentConfig, model: str, problems: list[Problem], out: Pa
     if cfg.eval.suites:
         from mathsft.evaluation.suites import run_suites
 
-        suites = [heldout_suite(cfg), *cfg.eval.suites]
-        every = cfg.eval.model_copy(update={"model": model, "suites": suites})
-        run_suites(every, out, given={suites[0].name: problems})
+        name, heldout = heldout_suite(cfg)
+        every = cfg.eval.model_copy(update={"model": model, "suites": {name: heldout, **cfg.eval.suites}})
+        run_suites(every, out, given={name: problems})
         return json.loads((heldout_dir(cfg, out) / "summary.json").read_text(encoding="utf-8"))
     if eval_complete(out, len(problems)):
         log.info("reusing %s", out)

@@ -32,28 +32,28 @@ def test_a_suite_sets_its_own_keys_and_inherits_the_rest() -> None:
         overrides=[
             "max_new_tokens=64",
             "limit=5",
-            'suites=[{"name": "gsm8k"}, {"name": "hard", "dataset": "math500", "samples": 4, "limit": 2}]',
+            "suites={gsm8k: {}, hard: {dataset: math500, samples: 4, limit: 2}}",
+            "suites.hard.limit=3",  # a dotted override reaches one suite's key
         ],
     )
-    plain, hard = (s.resolve(cfg, f"o/{s.name}") for s in cfg.suites if isinstance(s, ProblemSuite))
-    assert (plain.dataset, plain.limit, plain.samples, plain.max_new_tokens) == ("gsm8k", 5, 1, 64)
-    assert (hard.dataset, hard.limit, hard.samples, hard.max_new_tokens, hard.out) == (
-        "math500",
-        2,
-        4,
-        64,
-        "o/hard",
+    plain, hard = (
+        s.resolve(cfg, name, f"o/{name}") for name, s in cfg.suites.items() if isinstance(s, ProblemSuite)
     )
-    assert not hard.suites
+    assert (plain.dataset, plain.limit, plain.samples, plain.max_new_tokens) == ("gsm8k", 5, 1, 64)
+    assert (hard.dataset, hard.limit, hard.samples, hard.max_new_tokens) == ("math500", 3, 4, 64)
+    assert hard.out == "o/hard" and not hard.suites
 
 
-def test_a_suite_naming_a_task_is_an_lm_eval_suite_and_names_must_differ() -> None:
-    cfg = EvalConfig.model_validate({"suites": [{"name": "arc", "task": "arc_easy", "num_fewshot": 25}]})
-    assert isinstance(cfg.suites[0], LmEvalSuite) and cfg.suites[0].num_fewshot == 25
-    with pytest.raises(ConfigError, match="unique"):
-        build_config(EvalConfig, overrides=['suites=[{"name": "a"}, {"name": "a", "task": "x"}]'])
-    with pytest.raises(ConfigError, match=r"suites\.0\.problems\.samples"):
-        build_config(EvalConfig, overrides=['suites=[{"name": "a", "samples": 0}]'])
+def test_a_suite_naming_a_task_is_an_lm_eval_suite_and_names_are_folder_names() -> None:
+    cfg = EvalConfig.model_validate(
+        {"suites": {"arc": {"task": "arc_easy", "num_fewshot": 25}, "gsm8k": None}}
+    )
+    assert isinstance(cfg.suites["arc"], LmEvalSuite) and cfg.suites["arc"].num_fewshot == 25
+    assert isinstance(cfg.suites["gsm8k"], ProblemSuite)
+    with pytest.raises(ConfigError, match=r"suite name '\.\./x' names a folder"):
+        build_config(EvalConfig, overrides=['suites={"../x": {}}'])
+    with pytest.raises(ConfigError, match=r"suites\.a\.problems\.samples"):
+        build_config(EvalConfig, overrides=["suites={a: {samples: 0}}"])
 
 
 def gold_answers() -> dict[str, list[str]]:
@@ -68,10 +68,10 @@ def gold_answers() -> dict[str, list[str]]:
 
 
 def two_suites(out: Path) -> EvalConfig:
-    suites = [
-        {"name": "gsm8k", "data_path": str(FIXTURES / "gsm8k.jsonl")},
-        {"name": "math500", "data_path": str(FIXTURES / "math500.jsonl")},
-    ]
+    suites = {
+        "gsm8k": {"data_path": str(FIXTURES / "gsm8k.jsonl")},
+        "math500": {"data_path": str(FIXTURES / "math500.jsonl")},
+    }
     return EvalConfig.model_validate({"model": "m", "out": str(out), "bootstrap": 200, "suites": suites})
 
 
@@ -188,8 +188,10 @@ def test_a_local_lm_eval_multiple_choice_task(
     monkeypatch.chdir(ROOT)  # the task's data_files path is relative to the repository root
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     out = tmp_path / "o"
-    suite = {"name": "arith", "task": "arith_mc", "include_path": str(TASKS), "limit": 6}
-    cfg = EvalConfig.model_validate({"model": str(tiny_model_dir), "batch_size": 8, "suites": [suite]})
+    suite = {"task": "arith_mc", "include_path": str(TASKS), "limit": 6}
+    cfg = EvalConfig.model_validate(
+        {"model": str(tiny_model_dir), "batch_size": 8, "suites": {"arith": suite}}
+    )
     [row] = run_suites(cfg, out)
     results = [json.loads(line) for line in (out / "arith" / "results.jsonl").read_text().splitlines()]
     assert [r["id"] for r in results] == [f"arith_mc/{i}" for i in range(6)]
@@ -203,9 +205,11 @@ def test_a_local_lm_eval_multiple_choice_task(
     before = mtimes(out / "arith")
     run_suites(cfg, out)
     assert mtimes(out / "arith") == before
-    other = EvalConfig.model_validate(cfg.model_dump() | {"suites": [suite | {"num_fewshot": 2}]})
+    other = EvalConfig.model_validate(cfg.model_dump() | {"suites": {"arith": suite | {"num_fewshot": 2}}})
     with pytest.raises(MathsftError, match="changed: num_fewshot"):
         run_suites(other, out)
-    missing = EvalConfig.model_validate(cfg.model_dump() | {"suites": [suite | {"task": "no_such_task"}]})
+    missing = EvalConfig.model_validate(
+        cfg.model_dump() | {"suites": {"arith": suite | {"task": "no_such_task"}}}
+    )
     with pytest.raises(MathsftError, match="knows no task 'no_such_task'"):
         run_suites(missing, tmp_path / "p")

@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 from test_experiments_run import TINY, mtimes
 from typer.testing import CliRunner
 
 from mathsft.cli import app
 from mathsft.config import ConfigError
+from mathsft.evaluation.config import LmEvalSuite
 from mathsft.experiments.config import MAIN_JOB, load_experiment
 from mathsft.experiments.run import run_experiment
 from mathsft.reporting.report import write_report
@@ -24,9 +24,7 @@ RECIPES = ROOT / "configs" / "recipes"
 
 def test_every_stage_on_every_suite_then_resume(tiny_model_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    suites = json.dumps(
-        [{"name": "math500", "data_path": str(FIXTURES / "math500.jsonl"), "max_new_tokens": 2}]
-    )
+    suites = json.dumps({"math500": {"data_path": str(FIXTURES / "math500.jsonl"), "max_new_tokens": 2}})
     result = CliRunner().invoke(
         app, ["run", *TINY, f"eval.suites={suites}", "--model", str(tiny_model_dir), "--out", str(out)]
     )
@@ -66,28 +64,25 @@ def test_every_stage_on_every_suite_then_resume(tiny_model_dir: Path, tmp_path: 
 
 def test_the_main_job_keeps_one_suite_and_its_layout() -> None:
     cfg = load_experiment(ROOT / "configs" / "run.yaml")
-    assert cfg.eval.suites == [] and cfg == load_experiment(None, base=MAIN_JOB)
+    assert cfg.eval.suites == {} and cfg == load_experiment(None, base=MAIN_JOB)
 
 
 def test_a_suite_may_not_take_the_held_out_sets_name() -> None:
     with pytest.raises(ConfigError, match="'gsm8k' names the held-out test set's suite"):
-        load_experiment(None, ["data.test.dataset=gsm8k", 'eval.suites=[{"name": "gsm8k", "limit": 3}]'])
+        load_experiment(None, ["data.test.dataset=gsm8k", "eval.suites.gsm8k.limit=3"])
 
 
-def tiny_recipe(path: Path, tmp_path: Path, model: Path, **data: str) -> Path:
-    """``path`` cut to a test's size: a tiny model, a few problems per suite, two training steps."""
-    cfg = yaml.safe_load(path.read_text())
-    cfg["model"] = str(model)
-    cfg["out"] = str(tmp_path / cfg["name"])
-    cfg["data"]["train"]["limit"], cfg["data"]["test"]["limit"] = 16, 4
-    cfg["train"] |= {"max_steps": 2, "batch_size": 4, "max_length": 256, "dtype": "fp32"}
-    cfg["eval"] |= {"max_new_tokens": 4, "batch_size": 8, "dtype": "float32"}
-    for suite in cfg["eval"]["suites"]:
-        suite |= {"limit": 4} | ({"max_new_tokens": 4} if "task" not in suite else {})
-        suite |= {"data_path": data[suite["name"]]} if suite["name"] in data else {}
-    written = tmp_path / path.name
-    written.write_text(yaml.safe_dump(cfg))
-    return written
+def tiny(path: Path, tmp_path: Path, model: Path, **data_paths: str) -> list[str]:
+    """Dotted overrides that cut recipe ``path`` to a test's size: a tiny model, a few problems per suite,
+    two training steps."""
+    overrides = [f"model={model}", f"out={tmp_path / path.stem}", "data.train.limit=16", "data.test.limit=4"]
+    overrides += ["train.max_steps=2", "train.batch_size=4", "train.max_length=256", "train.dtype=fp32"]
+    overrides += ["eval.max_new_tokens=4", "eval.batch_size=8", "eval.dtype=float32"]
+    for name, suite in load_experiment(path).eval.suites.items():
+        overrides.append(f"eval.suites.{name}.limit=4")
+        overrides += [] if isinstance(suite, LmEvalSuite) else [f"eval.suites.{name}.max_new_tokens=4"]
+        overrides += [f"eval.suites.{name}.data_path={data_paths[name]}"] if name in data_paths else []
+    return overrides
 
 
 @pytest.fixture
@@ -100,13 +95,9 @@ def lm_eval_offline(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.usefixtures("lm_eval_offline")
 def test_the_cpu_suite_recipe_runs(tiny_model_dir: Path, tmp_path: Path) -> None:
     """GSM8K (bundled copy) + a MATH-500 subset + the local lm-eval task, before and after SFT."""
-    path = tiny_recipe(
-        RECIPES / "sft-suites-gsm8k-cpu.yaml",
-        tmp_path,
-        tiny_model_dir,
-        math500=str(FIXTURES / "math500.jsonl"),
-    )
-    result = run_experiment(load_experiment(path))
+    path = RECIPES / "sft-suites-gsm8k-cpu.yaml"
+    math500 = str(FIXTURES / "math500.jsonl")
+    result = run_experiment(load_experiment(path, tiny(path, tmp_path, tiny_model_dir, math500=math500)))
     assert result.suites is not None
     assert result.suites.suites == ["gsm8k", "math500", "arith_mc"]
     assert {suite for suite, _ in result.suites.comparisons} == {"gsm8k", "math500", "arith_mc"}
@@ -120,13 +111,10 @@ def test_continued_fine_tuning_lines_up_three_models_suite_by_suite(
 ) -> None:
     """Step 1 (base -> SFT on GSM8K) and step 2 (that checkpoint -> SFT on synthetic) evaluate the same
     problems of both datasets, so the joint report pairs base, after X and after X then Y on each suite."""
-    first = run_experiment(
-        load_experiment(tiny_recipe(RECIPES / "continued-sft-gsm8k-cpu.yaml", tmp_path, tiny_model_dir))
-    )
+    one, two = RECIPES / "continued-sft-gsm8k-cpu.yaml", RECIPES / "continued-sft-synthetic-cpu.yaml"
+    first = run_experiment(load_experiment(one, tiny(one, tmp_path, tiny_model_dir)))
     checkpoint = first.out / "train" / "checkpoints" / "final"
-    second = run_experiment(
-        load_experiment(tiny_recipe(RECIPES / "continued-sft-synthetic-cpu.yaml", tmp_path, checkpoint))
-    )
+    second = run_experiment(load_experiment(two, tiny(two, tmp_path, checkpoint)))
     write_report([first.out, second.out], tmp_path / "retention")
     report = (tmp_path / "retention" / "report.md").read_text()
     table = report[report.index("## Every stage on every suite") :]
