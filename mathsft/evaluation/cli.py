@@ -9,10 +9,12 @@ from typing import Annotated
 import typer
 
 from mathsft.config import build_config
+from mathsft.errors import MathsftError
 from mathsft.evaluation.compare import compare_dirs, format_comparison
 from mathsft.evaluation.config import EvalConfig
 from mathsft.evaluation.prompts import TEMPLATES
 from mathsft.evaluation.run import run_eval
+from mathsft.evaluation.suites import run_suites
 
 
 def eval_command(
@@ -39,8 +41,19 @@ def eval_command(
     temperature: Annotated[float | None, typer.Option()] = None,
     max_new_tokens: Annotated[int | None, typer.Option()] = None,
     batch_size: Annotated[int | None, typer.Option()] = None,
+    suite: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A benchmark NAME=PATH (adapter NAME, e.g. gsm8k=../shared/data/gsm8k/test.jsonl) or "
+            "NAME=lm_eval:TASK; repeat for several. Each goes to OUT/NAME/, the table to OUT/suites.json"
+        ),
+    ] = None,
+    include_path: Annotated[
+        str | None, typer.Option(help="Folder of local lm-eval task YAMLs, for the lm_eval:TASK suites")
+    ] = None,
 ) -> None:
-    """Evaluate a model: pass@1 / pass@k / maj@k with bootstrap CIs; writes results.jsonl and summary.json."""
+    """Evaluate a model: pass@1 / pass@k / maj@k with bootstrap CIs; writes results.jsonl and summary.json
+    (with --suite or suites: in the config, one such folder per benchmark and suites.json)."""
     given = {
         "model": model,
         "dataset": dataset,
@@ -57,8 +70,29 @@ def eval_command(
     }
     flags = [f"{k}={json.dumps(v)}" for k, v in given.items() if v is not None]
     section = "eval" if config is not None and "eval" in _top_keys(config) else None
-    cfg = build_config(EvalConfig, config, [*(overrides or []), *flags], section=section)
-    run_eval(cfg)
+    items = [*(overrides or []), *flags]
+    cfg = build_config(EvalConfig, config, items, section=section)
+    if suite:  # after the config's own suites
+        added = dict(parse_suite(spec, include_path) for spec in suite)
+        cfg = build_config(EvalConfig, config, [*items, f"suites={json.dumps(added)}"], section=section)
+    if not cfg.suites:
+        run_eval(cfg)
+        return
+    rows = run_suites(cfg, cfg.out_dir())
+    for row in rows:
+        spread = "95% CI [{:.3f}, {:.3f}]".format(*row["ci95"]) if row["ci95"] else "(no CI)"
+        typer.echo(f"{row['name']}: n={row['n']} {row['metric']}={row['accuracy']:.4f} {spread}")
+    typer.echo(f"suites: {Path(cfg.out_dir()) / 'suites.json'}")
+
+
+def parse_suite(spec: str, include_path: str | None) -> tuple[str, dict[str, str | None]]:
+    """``NAME=PATH`` (a problem benchmark read by the NAME adapter) or ``NAME=lm_eval:TASK``."""
+    name, sep, target = spec.partition("=")
+    if not sep or not name or not target:
+        raise MathsftError(f"--suite {spec!r}: expected NAME=PATH or NAME=lm_eval:TASK")
+    if target.startswith("lm_eval:"):
+        return name, {"task": target.removeprefix("lm_eval:"), "include_path": include_path}
+    return name, {"data_path": target}
 
 
 def _top_keys(path: Path) -> set[str]:

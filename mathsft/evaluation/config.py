@@ -1,13 +1,17 @@
-"""``EvalConfig``: the model, the problems, the prompt, sampling and grading of one eval run."""
+"""``EvalConfig``: the model, the problems, the prompt, sampling and grading of one eval run; its
+``suites`` make it several benchmarks for one model (``ProblemSuite``, ``LmEvalSuite``)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from mathsft.config import StrictModel
 from mathsft.models import DEFAULT_MODEL
+
+SUITE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 class EvalConfig(StrictModel):
@@ -50,5 +54,79 @@ class EvalConfig(StrictModel):
     extract_style: str = "auto"
     bootstrap: int = Field(default=1000, ge=100)
 
+    # several benchmarks for one model, by name, each in OUT/<name>/ (mathsft.evaluation.suites), in this
+    # order; the keys above are the settings every problem suite starts from. Empty: one eval of ``dataset``.
+    # A mapping, so a dotted override reaches one suite's key: eval.suites.math500.limit=50
+    suites: dict[str, Suite] = Field(default_factory=dict)
+
+    @field_validator("suites", mode="before")
+    @classmethod
+    def _bare_names(cls, suites: Any) -> Any:
+        """``gsm8k:`` with nothing under it is the gsm8k suite with every key inherited."""
+        return {k: {} if v is None else v for k, v in suites.items()} if isinstance(suites, dict) else suites
+
+    @model_validator(mode="after")
+    def _suite_names(self) -> EvalConfig:
+        for name in self.suites:
+            if not SUITE_NAME.fullmatch(name):
+                raise ValueError(f"suite name {name!r} names a folder: letters, digits, '_', '-', '.'")
+        return self
+
     def out_dir(self) -> str:
-        return self.out or f"runs/eval-{self.dataset}"
+        return self.out or ("runs/eval-suites" if self.suites else f"runs/eval-{self.dataset}")
+
+
+class ProblemSuite(StrictModel):
+    """A problem benchmark graded by mathsft: its data, and the eval settings it sets for itself (prompt,
+    shots, samples, limits, ...); a key it leaves unset (None) is the enclosing eval config's."""
+
+    dataset: str | None = None  # an adapter (gsm8k, math500, math, ...); None: the suite's name
+    data_path: str | None = None  # local file/folder; None: the hub
+    split: str | None = None
+    data_config: str | None = None
+    limit: int | None = Field(default=None, ge=1)
+    subset: Literal["first", "seeded"] | None = None
+    prompt: str | None = None
+    system: str | None = None
+    fewshot_path: str | None = None
+    samples: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0.0)
+    max_new_tokens: int | None = Field(default=None, ge=1)
+    stop: list[str] | None = None
+    grader_profile: Literal["strict", "lenient"] | None = None
+    extract_style: str | None = None
+
+    def resolve(self, base: EvalConfig, name: str, out: str) -> EvalConfig:
+        """The one-benchmark ``EvalConfig`` suite ``name`` runs: ``base`` with the suite's own keys set."""
+        own = self.model_dump(exclude_none=True)
+        own["dataset"] = self.dataset or name
+        own.setdefault("split", "test")
+        return EvalConfig.model_validate(base.model_dump() | own | {"out": out, "suites": {}})
+
+
+class LmEvalSuite(StrictModel):
+    """An lm-evaluation-harness task run through ``lm_eval.simple_evaluate`` on the model's HF directory
+    (the ``lmeval`` extra): a hub task (online), or a local task YAML and its data files (``include_path``)."""
+
+    task: str  # an lm-eval task or group (hellaswag, mmlu, ...), or one defined under include_path
+    include_path: str | None = None  # folder of task YAMLs (their data_files paths: relative to the cwd)
+    num_fewshot: int | None = Field(default=None, ge=0)  # None: the task's own
+    limit: int | None = Field(default=None, ge=1)  # None: the enclosing eval config's limit
+    # the score: an lm-eval metric (acc, acc_norm, exact_match, ...), optionally ",filter"; None: the task's first
+    metric: str | None = None
+    batch_size: int | None = Field(default=None, ge=1)  # None: the enclosing eval config's batch_size
+    apply_chat_template: bool = False
+
+
+def _suite_kind(value: Any) -> str:
+    """An lm-eval suite names a ``task``; a problem suite does not."""
+    if isinstance(value, dict):
+        return "lm_eval" if "task" in value else "problems"
+    return "lm_eval" if isinstance(value, LmEvalSuite) else "problems"
+
+
+Suite = Annotated[
+    Annotated[ProblemSuite, Tag("problems")] | Annotated[LmEvalSuite, Tag("lm_eval")],
+    Discriminator(_suite_kind),
+]
+EvalConfig.model_rebuild()

@@ -177,7 +177,13 @@ def _breakdown(cfg: EvalConfig, rows: list[dict[str, Any]], key: str) -> dict[st
     }
 
 
-def _check_resume(cfg: EvalConfig, out: Path) -> None:
+def eval_complete(out: Path, n: int) -> bool:
+    """``out`` holds a finished eval of ``n`` problems (its summary is written last)."""
+    summary = out / "summary.json"
+    return summary.is_file() and json.loads(summary.read_text(encoding="utf-8")).get("n") == n
+
+
+def check_resume(cfg: EvalConfig, out: Path) -> None:
     """Refuse to mix rows of a different set-up into an existing results file."""
     previous = out / "config.yaml"
     if not (out / "results.jsonl").is_file() or not previous.is_file():
@@ -238,7 +244,7 @@ def run_eval(
         raise MathsftError("problem ids are not unique; results are keyed by id")
     out = Path(cfg.out_dir())
     out.mkdir(parents=True, exist_ok=True)
-    _check_resume(cfg, out)
+    check_resume(cfg, out)
     save_resolved(cfg, out)
     results_path = out / "results.jsonl"
     if results_path.is_file():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -12,6 +12,9 @@ from rich.table import Table
 
 from mathsft.errors import MathsftError
 from mathsft.experiments.config import MAIN_JOB, ExperimentConfig, load_experiment
+
+if TYPE_CHECKING:
+    from mathsft.reporting.suites import SuiteMatrix
 
 console = Console(soft_wrap=True)
 
@@ -102,8 +105,31 @@ def run_command(
             f"paired: {b} − {a} = {100 * c.diff:+.1f} pp, 95% CI [{100 * c.ci95[0]:+.1f}, {100 * c.ci95[1]:+.1f}] "
             f"(paired bootstrap), McNemar p = {c.p_value:.2g}; solved only by {a}: {c.a_only}, only by {b}: {c.b_only}"
         )
+    if result.suites is not None:
+        print_suites(result.suites, STAGES)
     console.print(f"elapsed {result.elapsed_s / 60:.1f} min · outputs {result.out}")
     console.print(f"report: {result.report}")
+
+
+def print_suites(matrix: SuiteMatrix, labels: dict[str, str]) -> None:
+    """Every stage on every suite, then each significant drop between stages (a regression)."""
+    from mathsft.reporting.suites import matrix_table, significant_drop
+
+    headers, rows = matrix_table(matrix, labels)
+    table = Table(title="every stage on every suite (95% CI)")
+    for column in headers:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    for suite, c in matrix.comparisons:
+        flag = "REGRESSION " if significant_drop(c) else ""
+        console.print(
+            f"{flag}{suite}: {labels.get(c.b, c.b)} − {labels.get(c.a, c.a)} = {100 * c.diff:+.1f} pp, "
+            f"95% CI [{100 * c.ci95[0]:+.1f}, {100 * c.ci95[1]:+.1f}], McNemar p = {c.p_value:.2g}"
+        )
+    for note in matrix.notes:
+        console.print(note)
 
 
 def sweep_command(

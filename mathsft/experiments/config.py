@@ -3,7 +3,8 @@
 Sections reuse the stage configs, so a key means the same thing in ``mathsft train --config`` and in an
 experiment: ``train:`` is a ``TrainConfig``, ``rl:`` an ``RLConfig``, ``eval:`` an ``EvalConfig``,
 ``traces:`` a ``TracesConfig``. Stages: base -> SFT (``sft``) -> RL (``rl``, from the SFT checkpoint or
-from the base model: ``rl_from``), every model evaluated on the same test problems.
+from the base model: ``rl_from``), every model evaluated on the same test problems (``data.test``, with the
+``eval:`` keys) and on every other suite of ``eval.suites`` (problem benchmarks, lm-eval tasks).
 The experiment owns what crosses stages: the model, the data (train / held-out test / validation) and
 the output folder, and fills those into the stage configs when it runs them.
 """
@@ -152,6 +153,15 @@ class ExperimentConfig(StrictModel):
             raise ValueError(
                 "the experiment's calculator switch is eval.calculator (SFT then trains on the annotated "
                 "solutions, and every eval uses the tool): set eval.calculator=true, not train.calculator"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _heldout_suite_name(self) -> ExperimentConfig:
+        if self.data.test.dataset in self.eval.suites:
+            raise ValueError(
+                f"eval.suites: {self.data.test.dataset!r} names the held-out test set's suite (data.test, "
+                "evaluated with the eval: keys); give the other suite another name"
             )
         return self
 

@@ -12,6 +12,9 @@ One output folder holds every stage, each in its documented format::
     runs/main/rl-final/            eval of the RL checkpoint on the same test set
     runs/main/comparison.json      paired bootstrap CI + McNemar: baseline against the first trained stage
     runs/main/comparisons.json     every pair of stages (baseline, SFT, RL), each paired on the same problems
+    runs/main/suite-matrix.json    with eval.suites: every stage on every suite, paired differences, regressions
+                                   (each stage folder then holds <suite>/ eval folders and its suites.json;
+                                   the held-out test set is the suite named after data.test.dataset)
     runs/main/report/              report.md, report.html, PNGs
 
 Rerunning the same command resumes: a stage whose outputs are complete is reused, an unfinished
@@ -45,9 +48,12 @@ from mathsft.data import (
 )
 from mathsft.data.schema import content_hash
 from mathsft.errors import MathsftError
+from mathsft.evaluation.config import ProblemSuite
+from mathsft.evaluation.run import eval_complete
 from mathsft.experiments.config import ExperimentConfig, SourceConfig
 from mathsft.experiments.plan import Plan, build_plan
 from mathsft.reporting.report import Comparison, compare_runs, load_eval_run, write_report
+from mathsft.reporting.suites import SuiteMatrix, suite_matrix
 
 log = logging.getLogger("mathsft.experiments")
 
@@ -168,14 +174,32 @@ def prepare_data(cfg: ExperimentConfig, out: Path) -> Prepared:
 # Stages (each reused when its outputs are complete)
 
 
-def eval_done(out: Path, n: int) -> bool:
-    summary = out / "summary.json"
-    return summary.is_file() and json.loads(summary.read_text(encoding="utf-8")).get("n") == n
+def heldout_suite(cfg: ExperimentConfig) -> tuple[str, ProblemSuite]:
+    """The held-out test set (``data.test``) as a suite named after its dataset, run with the ``eval:`` keys."""
+    test = cfg.data.test
+    suite = ProblemSuite(
+        dataset=test.dataset, data_path=test.path, split=test.split or "test", data_config=test.config
+    )
+    return test.dataset, suite
+
+
+def heldout_dir(cfg: ExperimentConfig, out: Path) -> Path:
+    """Where a stage's eval of the held-out test set is: the stage folder, or its suite's folder in it."""
+    return out / cfg.data.test.dataset if cfg.eval.suites else out
 
 
 def evaluate(cfg: ExperimentConfig, model: str, problems: list[Problem], out: Path) -> dict[str, Any]:
-    """Eval ``model`` on ``problems`` into ``out`` (reused when already complete)."""
-    if eval_done(out, len(problems)):
+    """Eval ``model`` on the held-out ``problems`` into ``out`` (reused when already complete); with
+    ``eval.suites``, on every suite, each in ``out/<suite>/`` (see mathsft.evaluation.suites). Returns the
+    held-out set's summary."""
+    if cfg.eval.suites:
+        from mathsft.evaluation.suites import run_suites
+
+        name, heldout = heldout_suite(cfg)
+        every = cfg.eval.model_copy(update={"model": model, "suites": {name: heldout, **cfg.eval.suites}})
+        run_suites(every, out, given={name: problems})
+        return json.loads((heldout_dir(cfg, out) / "summary.json").read_text(encoding="utf-8"))
+    if eval_complete(out, len(problems)):
         log.info("reusing %s", out)
         return json.loads((out / "summary.json").read_text(encoding="utf-8"))
     from mathsft.evaluation import run_eval
@@ -290,6 +314,7 @@ class ExperimentResult:
     comparisons: list[Comparison]  # every pair of stages, in pipeline order
     report: Path
     elapsed_s: float
+    suites: SuiteMatrix | None = None  # every stage on every suite, with eval.suites
 
     @property
     def baseline(self) -> dict[str, Any] | None:
@@ -330,7 +355,7 @@ def run_experiment(cfg: ExperimentConfig, console: Console | None = None) -> Exp
         begin = str(checkpoint) if cfg.rl_from == "sft" else cfg.model
         policy = reinforce(cfg, begin, prepared, out / "rl")
         stages["rl-final"] = evaluate(cfg, str(policy), prepared.test, out / "rl-final")
-    runs = [load_eval_run(out / name) for name in stages]
+    runs = [load_eval_run(heldout_dir(cfg, out / name), name) for name in stages]
     comparisons = [compare_runs(a, b) for i, a in enumerate(runs) for b in runs[i + 1 :]]
     if cfg.baseline and comparisons:
         (out / "comparison.json").write_text(
@@ -339,6 +364,14 @@ def run_experiment(cfg: ExperimentConfig, console: Console | None = None) -> Exp
     (out / "comparisons.json").write_text(
         json.dumps([c.to_dict() for c in comparisons], indent=2) + "\n", encoding="utf-8"
     )
+    matrix = stage_suite_matrix(out, list(stages)) if cfg.eval.suites else None
     title = f"mathsft run: {cfg.name}" + (f" ({cfg.recipe.title})" if cfg.recipe else "")
     _, html_path = write_report([out], out / "report", title=title)
-    return ExperimentResult(out, stages, comparisons, html_path, time.perf_counter() - start)
+    return ExperimentResult(out, stages, comparisons, html_path, time.perf_counter() - start, matrix)
+
+
+def stage_suite_matrix(out: Path, stages: list[str]) -> SuiteMatrix:
+    """Every stage on every suite, paired suite by suite; written to ``suite-matrix.json`` (regressions flagged)."""
+    matrix = suite_matrix({name: out / name for name in stages})
+    (out / "suite-matrix.json").write_text(json.dumps(matrix.to_dict(), indent=2) + "\n", encoding="utf-8")
+    return matrix

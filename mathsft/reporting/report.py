@@ -124,6 +124,7 @@ class Collected:
     trains: list[TrainRun] = field(default_factory=list)
     sweeps: dict[str, dict[str, Any]] = field(default_factory=dict)  # sweep.json of sweep directories
     recipes: dict[str, dict[str, Any]] = field(default_factory=dict)  # recipe: sections of experiment configs
+    suite_stages: dict[str, Path] = field(default_factory=dict)  # folders of several suites (suites.json)
 
 
 def load_eval_run(path: str | Path, name: str | None = None) -> EvalRun:
@@ -203,6 +204,8 @@ def _walk(path: Path, root: Path, label: str, found: Collected, depth: int, seve
         found.manifests[name] = _read_json(path / "data" / "manifest.json")
     if (path / "sweep.json").is_file():
         found.sweeps[name] = _read_json(path / "sweep.json")
+    if (path / "suites.json").is_file():
+        found.suite_stages[name] = path
     if depth >= MAX_DEPTH:
         return
     for child in sorted((c for c in path.iterdir() if c.is_dir()), key=_stage_key):
@@ -523,7 +526,8 @@ def failure_sample(run: EvalRun, limit: int, seed: int = 0) -> list[dict[str, An
 
 
 def _failure_details(row: dict[str, Any]) -> Details:
-    samples = row.get("samples") or [{}]
+    # an lm-eval document has no samples: its response is the generated text or the chosen answer
+    samples = row.get("samples") or [{"response": row.get("response", ""), "extracted": row.get("response")}]
     wrong = next((s for s in samples if not s.get("correct")), samples[0])
     extracted = wrong.get("extracted")
     summary = (
@@ -592,8 +596,14 @@ def write_report(
         + f": {len(found.evals)} eval run(s), {len(found.trains)} training run(s)."
     )
 
-    comparisons, notes = paired_comparisons(found.evals)
+    # evals of a suites folder are paired in the stage x suite section, suite by suite
+    alone = [e for e in found.evals if e.path.parent not in found.suite_stages.values()]
+    comparisons, notes = paired_comparisons(alone)
     _results_section(doc, found, comparisons, notes, out_dir)
+    if found.suite_stages:
+        from mathsft.reporting.suites import suites_section
+
+        suites_section(doc, found.suite_stages)
     for name, sweep in found.sweeps.items():
         _sweep_section(doc, name, sweep, found, out_dir)
     _curves_section(doc, found, out_dir)

@@ -50,8 +50,8 @@ def fixture_path(dataset: str, tmp_path: Path) -> Path | None:
     return FIXTURES / FIXTURE_FOR[dataset]
 
 
-def test_there_are_nine_recipes() -> None:
-    assert len(RECIPES) == 9, [p.name for p in RECIPES]
+def test_there_are_twelve_recipes() -> None:
+    assert len(RECIPES) == 12, [p.name for p in RECIPES]
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
