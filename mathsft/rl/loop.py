@@ -2,7 +2,8 @@
 
 Each step takes ``batch_size`` problems in a seeded per-epoch order (``step_indices``, as SFT takes
 examples), has the rollout engine sample ``group_size`` completions of each with the current weights,
-grades them (``rollout.py``), and runs ``updates_per_batch`` optimizer steps on the samples. An update is
+grades them (``rollout.py``); ``Collector`` adds what ``sampling.py`` offers for groups without signal
+(dynamic sampling, the pass-rate sampler, guidance). Then the loop runs ``updates_per_batch`` optimizer steps on the samples. An update is
 the SFT step with other weights: each sample's prompt + response is a packed row whose targets are the
 policy's tokens, and ``step_loss`` (packing, the fused LM head, bf16 autocast, FSDP2 under ``torchrun``)
 takes the clipped policy-gradient objective of ``objective.py`` as a per-token loss of each target's
@@ -33,11 +34,21 @@ from mathsft.config import save_resolved
 from mathsft.data import load_problems
 from mathsft.data.schema import Problem, content_hash
 from mathsft.errors import MathsftError
-from mathsft.evaluation.prompts import get_template
+from mathsft.evaluation.prompts import build_prompt, get_template
+from mathsft.generation import Request
 from mathsft.models import resolve_model
 from mathsft.rl.config import RLConfig
 from mathsft.rl.objective import TokenTerms, clipped, kl_k3, token_objective, token_weights
-from mathsft.rl.rollout import Engine, Sample, graded, requests_for, sampling_params, signal_free_groups
+from mathsft.rl.rollout import (
+    Engine,
+    Sample,
+    graded,
+    guided_prompt,
+    requests_for,
+    sampling_params,
+    signal_free_groups,
+)
+from mathsft.rl.sampling import ProblemSampler, guidance_prefix
 from mathsft.training import checkpoint as ckpt
 from mathsft.training.data import load_val_problems
 from mathsft.training.distributed import Dist
@@ -51,7 +62,6 @@ from mathsft.training.loop import (
     progress,
     resume,
     save_state,
-    step_indices,
     validation_steps,
     versions,
 )
@@ -222,8 +232,9 @@ def update(
     setup: Setup, dist: Dist, cfg: RLConfig, samples: list[Sample], reference: Any, done: int
 ) -> UpdateStats:
     """``updates_per_batch`` optimizer steps on ``samples`` (``done``: optimizer steps before these); a
-    step where no group has signal (and no KL term) changes nothing but the schedule."""
-    if cfg.beta == 0 and all(s.advantage == 0 for s in samples):
+    step where no group has signal (and no KL term), or with nothing to train on (dynamic sampling found
+    no signal), changes nothing but the schedule."""
+    if not samples or (cfg.beta == 0 and all(s.advantage == 0 for s in samples)):
         return skip_step(setup, cfg)
     return Update(setup, dist, cfg, samples, reference).run(done)
 
@@ -286,17 +297,22 @@ def write_manifest(
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
-def step_row(cfg: RLConfig, done: int, samples: list[Sample], stats: UpdateStats, times: dict) -> dict:
-    """The step's ``metrics.jsonl`` row."""
-    n = len(samples)
-    generated = sum(len(s.token_ids) for s in samples)
+def step_row(cfg: RLConfig, done: int, rollouts: Rollouts, stats: UpdateStats, times: dict) -> dict:
+    """The step's ``metrics.jsonl`` row: rates over what the policy drew without guidance; the group
+    counts say what dynamic sampling and guidance made of it."""
+    samples, size = rollouts.drawn, cfg.group_size
+    n, groups = len(samples), len(samples) // size
+    generated = sum(len(s.token_ids) for s in samples + rollouts.guided)
     row: dict[str, Any] = {
         "train_step": done,
         "rl/reward_mean": sum(s.reward for s in samples) / n,
         "rl/pass_rate": sum(s.correct for s in samples) / n,
         "rl/format_rate": sum(s.formatted for s in samples) / n,
-        "rl/zero_signal_fraction": signal_free_groups(samples, n // cfg.group_size) / (n // cfg.group_size),
-        "rl/response_tokens": generated / n,
+        "rl/zero_signal_fraction": signal_free_groups(samples, groups) / groups,
+        "rl/sampled_groups": groups,
+        "rl/signal_groups": groups - signal_free_groups(samples, groups),
+        "rl/trained_groups": len(rollouts.trained) // size,
+        "rl/response_tokens": sum(len(s.token_ids) for s in samples) / n,
         "rl/truncation_rate": sum(s.finish_reason == "length" for s in samples) / n,
         "rl/loss": stats.loss,
         "rl/lr": stats.lr,
@@ -309,6 +325,11 @@ def step_row(cfg: RLConfig, done: int, samples: list[Sample], stats: UpdateStats
         "rl/step_s": times["rollout"] + times["update"],
         "rl/calculator": cfg.calculator,
     }
+    if cfg.guidance:
+        guided = rollouts.guided
+        row["rl/guided_groups"] = len(guided) // size
+        row["rl/guided_signal_groups"] = sum(has_signal(g) for g in by_group(guided, size))
+        row["rl/guided_pass_rate"] = sum(s.correct for s in guided) / len(guided) if guided else 0.0
     if stats.entropy is not None:
         row["rl/entropy"] = stats.entropy
     if stats.kl is not None:
@@ -319,17 +340,108 @@ def step_row(cfg: RLConfig, done: int, samples: list[Sample], stats: UpdateStats
 
 
 def sample(
-    engine: Engine | None, batch: list[Problem], cfg: RLConfig, step: int, params: Any, dist: Dist
+    engine: Engine | None,
+    requests: list[Request],
+    batch: list[Problem],
+    cfg: RLConfig,
+    params: Any,
+    dist: Dist,
 ) -> tuple[list[Sample], float]:
-    """The step's graded samples and generation seconds: rank 0 (which holds the engine) generates and
-    grades, every rank receives them."""
+    """The graded samples of ``requests`` (one per problem of ``batch``) and the generation seconds: rank 0
+    (which holds the engine) generates and grades, every rank receives them."""
     samples, seconds = None, 0.0
     if engine is not None:
         start = time.perf_counter()
-        generated = engine.generate(requests_for(batch, cfg, step), params)
+        generated = engine.generate(requests, params)
         seconds = time.perf_counter() - start
         samples = graded(batch, generated, cfg)
     return dist.broadcast_object((samples, seconds))
+
+
+@dataclass
+class Rollouts:
+    """One step's samples: what the policy drew, the guided resamples, and what the update trains on."""
+
+    drawn: list[Sample]  # every sample of every round, without guidance
+    guided: list[Sample]  # all-wrong groups sampled again after a reference-solution prefix
+    trained: list[Sample]
+    generate_s: float
+
+
+def by_group(samples: list[Sample], group_size: int) -> list[list[Sample]]:
+    return [samples[i : i + group_size] for i in range(0, len(samples), group_size)]
+
+
+def has_signal(group: list[Sample]) -> bool:
+    return len({s.reward for s in group}) > 1
+
+
+class Collector:
+    """Draws each step's problems (``ProblemSampler``), samples and grades them, resamples all-wrong groups
+    with guidance, and with dynamic sampling goes on with new problems until ``batch_size`` groups carry
+    signal (``sampling.py`` says why and where each comes from)."""
+
+    def __init__(
+        self, engine: Engine | None, problems: list[Problem], cfg: RLConfig, tokenizer: Any, dist: Dist
+    ) -> None:
+        self.engine, self.problems, self.cfg, self.dist = engine, problems, cfg, dist
+        self.tokenizer = tokenizer  # renders guided prompts
+        self.sampler = ProblemSampler(len(problems), cfg)
+        self.params = sampling_params(cfg)
+
+    def step(self, step: int) -> Rollouts:
+        cfg, size = self.cfg, self.cfg.group_size
+        rounds = cfg.max_sampling_rounds if cfg.dynamic_sampling else 1
+        drawn: list[Sample] = []
+        guided: list[Sample] = []
+        keep: list[list[Sample]] = []  # groups with signal, in the order found
+        seconds = 0.0
+        for r in range(rounds):
+            indices = self.sampler.draw(step, cfg.batch_size)
+            batch = [self.problems[i] for i in indices]
+            salt = f"#round{r}" if r else ""
+            samples, secs = sample(
+                self.engine, requests_for(batch, cfg, step, salt), batch, cfg, self.params, self.dist
+            )
+            seconds += secs
+            for s in samples:
+                s.round = r
+            groups = by_group(samples, size)
+            self.sampler.record(indices, [sum(s.correct for s in g) for g in groups], size)
+            drawn += samples
+            if cfg.guidance:
+                extra, secs = self.guide(step, r, batch, groups)
+                guided += [s for g in extra.values() for s in g]
+                groups = [extra.get(j, g) for j, g in enumerate(groups)]
+                seconds += secs
+            if not cfg.dynamic_sampling:
+                return Rollouts(drawn, guided, [s for g in groups for s in g], seconds)
+            keep += [g for g in groups if has_signal(g)]
+            if len(keep) >= cfg.batch_size:
+                break
+        trained = [s for g in keep[: cfg.batch_size] for s in g]
+        return Rollouts(drawn, guided, trained, seconds)
+
+    def guide(
+        self, step: int, r: int, batch: list[Problem], groups: list[list[Sample]]
+    ) -> tuple[dict[int, list[Sample]], float]:
+        """Each all-wrong group (by its index in ``groups``) sampled again after its guidance prefix."""
+        todo = [
+            (j, p, prefix)
+            for j, p in enumerate(batch)
+            if not any(s.correct for s in groups[j])
+            if (prefix := guidance_prefix(p, self.cfg, step))
+        ]
+        if not todo:
+            return {}, 0.0
+        problems = [p for _, p, _ in todo]
+        prompts = [guided_prompt(self.tokenizer, build_prompt(p, self.cfg.prompt), x) for _, p, x in todo]
+        requests = requests_for(problems, self.cfg, step, f"#guided{r}", prompts)
+        samples, seconds = sample(self.engine, requests, problems, self.cfg, self.params, self.dist)
+        for s in samples:
+            s.round, s.guided = r, True
+        resampled = by_group(samples, self.cfg.group_size)
+        return {j: group for (j, _, _), group in zip(todo, resampled, strict=True)}, seconds
 
 
 def _rl(
@@ -346,11 +458,14 @@ def _rl(
     val_problems = (load_val_problems(cfg) if val_problems is None else val_problems) or []
     total = cfg.max_steps
     setup = build(cfg, total * cfg.updates_per_batch, dist)
-    start = resume(folder, setup, dist)
+    start, resumed = resume(folder, setup, dist)
     if start:
         log.info("resuming from step %d of %d", start, total)
     reference = reference_model(cfg, setup.device) if cfg.beta > 0 else None
     engine = Engine(cfg, str(setup.device)) if dist.is_main else None
+    collector = Collector(engine, problems, cfg, setup.tokenizer, dist)
+    if "sampler" in resumed:
+        collector.sampler.load_state_dict(resumed["sampler"])
     metrics = rollouts = None
     if dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
@@ -362,34 +477,40 @@ def _rl(
     saves = set(range(cfg.save_every, total, cfg.save_every)) if cfg.save_every else set()
     validation = Validation(cfg, out, val_problems, to_validate, metrics, dist.is_main)
     data = {"order": "seeded permutation per epoch", "seed": cfg.seed, "problems": len(problems)}
-    params = sampling_params(cfg)
     synced = start == 0  # the engine starts with the initial weights
 
     def save(step: int, name: str) -> Path:
-        return save_state(setup, dist, folder, name, step, data, cfg.keep_last, validation.keep())
+        state = {**data, "sampler": collector.sampler.state_dict()}
+        return save_state(setup, dist, folder, name, step, state, cfg.keep_last, validation.keep())
 
     validation.redo(total)
     setup.model.train()
     try:
         with progress(cfg.log.progress and dist.is_main, "rl", total, start, "reward") as advance:
             for step in range(start, total):
-                batch = [problems[i] for i in step_indices(step, len(problems), cfg.batch_size, cfg.seed)]
                 t0 = time.perf_counter()
                 if not synced:  # the engine gets the weights the last update made
                     weights = dist.full_weights(setup.model)  # every rank: a collective under FSDP
                     if engine is not None:
                         engine.load(weights)
                     synced = True
-                samples, generate_s = sample(engine, batch, cfg, step, params, dist)
+                step_rollouts = collector.step(step)
                 done = step + 1
                 if rollouts is not None:
-                    rollouts.write("".join(json.dumps(s.log_row(done)) + "\n" for s in samples))
+                    logged = step_rollouts.drawn + step_rollouts.guided
+                    rollouts.write("".join(json.dumps(s.log_row(done)) + "\n" for s in logged))
                     rollouts.flush()
                 t2 = time.perf_counter()
-                stats = update(setup, dist, cfg, samples, reference, step * cfg.updates_per_batch)
+                stats = update(
+                    setup, dist, cfg, step_rollouts.trained, reference, step * cfg.updates_per_batch
+                )
                 synced = synced and stats.tokens == 0  # a step without signal leaves the weights alone
-                times = {"generate": generate_s, "rollout": t2 - t0, "update": time.perf_counter() - t2}
-                row = step_row(cfg, done, samples, stats, times)
+                times = {
+                    "generate": step_rollouts.generate_s,
+                    "rollout": t2 - t0,
+                    "update": time.perf_counter() - t2,
+                }
+                row = step_row(cfg, done, step_rollouts, stats, times)
                 if metrics is not None and (done % cfg.log_every == 0 or done == total):
                     metrics.write(row)
                 advance(row["rl/reward_mean"])
