@@ -1,16 +1,17 @@
 """``rl``: the explicit GRPO loop, built from the SFT loop's pieces.
 
 Each step takes ``batch_size`` problems in a seeded per-epoch order (``step_indices``, as SFT takes
-examples), has the rollout engine sample ``group_size`` completions of each with the current weights,
-grades them (``rollout.py``); ``Collector`` adds what ``sampling.py`` offers for groups without signal
-(dynamic sampling, the pass-rate sampler, guidance). Then the loop runs ``updates_per_batch`` optimizer steps on the samples. An update is
-the SFT step with other weights: each sample's prompt + response is a packed row whose targets are the
-policy's tokens, and ``step_loss`` (packing, the fused LM head, bf16 autocast, FSDP2 under ``torchrun``)
-takes the clipped policy-gradient objective of ``objective.py`` as a per-token loss of each target's
-cross-entropy. The first pass records each token's log-probability, which later passes use as
-``logp_old`` (the ratio), so several optimizer steps per batch cost no extra forward. Samples of groups
-without signal (all rewards equal) have zero advantage and zero gradient: they are left out of the
-forward (without a KL term) but counted in the normalization.
+examples), has the rollout engine sample ``group_size`` completions of each with the current weights and
+grades them (``rollout.py``); ``sampling.py``'s ``Collector`` adds what it offers for groups without
+signal (dynamic sampling, the pass-rate sampler, guidance). Then ``updates_per_batch`` optimizer steps run
+on the samples. An update is the SFT step with other weights: each sample's prompt + response is a
+packed row whose targets are the policy's tokens, and ``step_loss`` (packing, the fused LM head, bf16
+autocast, FSDP2 under ``torchrun``) takes the clipped policy-gradient objective of ``objective.py`` as a
+per-token loss of each target's cross-entropy. The first pass records each token's log-probability,
+which later passes use as ``logp_old`` (the ratio), so several optimizer steps per batch cost no extra
+forward. Samples of groups without signal (all rewards equal) have zero advantage and zero gradient: they
+are left out of the forward (without a KL term) but counted in the normalization (with dynamic sampling
+the step holds only groups with signal).
 
 The model, optimizer, schedule, checkpoints (HF directories + exact resume state), metrics log,
 validation and progress bar are ``mathsft.training.loop``'s. Rank 0 generates; the graded samples are
@@ -34,21 +35,12 @@ from mathsft.config import save_resolved
 from mathsft.data import load_problems
 from mathsft.data.schema import Problem, content_hash
 from mathsft.errors import MathsftError
-from mathsft.evaluation.prompts import build_prompt, get_template
-from mathsft.generation import Request
+from mathsft.evaluation.prompts import get_template
 from mathsft.models import resolve_model
 from mathsft.rl.config import RLConfig
 from mathsft.rl.objective import TokenTerms, clipped, kl_k3, token_objective, token_weights
-from mathsft.rl.rollout import (
-    Engine,
-    Sample,
-    graded,
-    guided_prompt,
-    requests_for,
-    sampling_params,
-    signal_free_groups,
-)
-from mathsft.rl.sampling import ProblemSampler, guidance_prefix
+from mathsft.rl.rollout import Engine, Sample, signal_free_groups
+from mathsft.rl.sampling import Collector, Rollouts, by_group, has_signal
 from mathsft.training import checkpoint as ckpt
 from mathsft.training.data import load_val_problems
 from mathsft.training.distributed import Dist
@@ -337,111 +329,6 @@ def step_row(cfg: RLConfig, done: int, rollouts: Rollouts, stats: UpdateStats, t
     if cfg.calculator:
         row["rl/tool_tokens"] = sum(len(s.own) - s.policy_tokens for s in samples) / n
     return row
-
-
-def sample(
-    engine: Engine | None,
-    requests: list[Request],
-    batch: list[Problem],
-    cfg: RLConfig,
-    params: Any,
-    dist: Dist,
-) -> tuple[list[Sample], float]:
-    """The graded samples of ``requests`` (one per problem of ``batch``) and the generation seconds: rank 0
-    (which holds the engine) generates and grades, every rank receives them."""
-    samples, seconds = None, 0.0
-    if engine is not None:
-        start = time.perf_counter()
-        generated = engine.generate(requests, params)
-        seconds = time.perf_counter() - start
-        samples = graded(batch, generated, cfg)
-    return dist.broadcast_object((samples, seconds))
-
-
-@dataclass
-class Rollouts:
-    """One step's samples: what the policy drew, the guided resamples, and what the update trains on."""
-
-    drawn: list[Sample]  # every sample of every round, without guidance
-    guided: list[Sample]  # all-wrong groups sampled again after a reference-solution prefix
-    trained: list[Sample]
-    generate_s: float
-
-
-def by_group(samples: list[Sample], group_size: int) -> list[list[Sample]]:
-    return [samples[i : i + group_size] for i in range(0, len(samples), group_size)]
-
-
-def has_signal(group: list[Sample]) -> bool:
-    return len({s.reward for s in group}) > 1
-
-
-class Collector:
-    """Draws each step's problems (``ProblemSampler``), samples and grades them, resamples all-wrong groups
-    with guidance, and with dynamic sampling goes on with new problems until ``batch_size`` groups carry
-    signal (``sampling.py`` says why and where each comes from)."""
-
-    def __init__(
-        self, engine: Engine | None, problems: list[Problem], cfg: RLConfig, tokenizer: Any, dist: Dist
-    ) -> None:
-        self.engine, self.problems, self.cfg, self.dist = engine, problems, cfg, dist
-        self.tokenizer = tokenizer  # renders guided prompts
-        self.sampler = ProblemSampler(len(problems), cfg)
-        self.params = sampling_params(cfg)
-
-    def step(self, step: int) -> Rollouts:
-        cfg, size = self.cfg, self.cfg.group_size
-        rounds = cfg.max_sampling_rounds if cfg.dynamic_sampling else 1
-        drawn: list[Sample] = []
-        guided: list[Sample] = []
-        keep: list[list[Sample]] = []  # groups with signal, in the order found
-        seconds = 0.0
-        for r in range(rounds):
-            indices = self.sampler.draw(step, cfg.batch_size)
-            batch = [self.problems[i] for i in indices]
-            salt = f"#round{r}" if r else ""
-            samples, secs = sample(
-                self.engine, requests_for(batch, cfg, step, salt), batch, cfg, self.params, self.dist
-            )
-            seconds += secs
-            for s in samples:
-                s.round = r
-            groups = by_group(samples, size)
-            self.sampler.record(indices, [sum(s.correct for s in g) for g in groups], size)
-            drawn += samples
-            if cfg.guidance:
-                extra, secs = self.guide(step, r, batch, groups)
-                guided += [s for g in extra.values() for s in g]
-                groups = [extra.get(j, g) for j, g in enumerate(groups)]
-                seconds += secs
-            if not cfg.dynamic_sampling:
-                return Rollouts(drawn, guided, [s for g in groups for s in g], seconds)
-            keep += [g for g in groups if has_signal(g)]
-            if len(keep) >= cfg.batch_size:
-                break
-        trained = [s for g in keep[: cfg.batch_size] for s in g]
-        return Rollouts(drawn, guided, trained, seconds)
-
-    def guide(
-        self, step: int, r: int, batch: list[Problem], groups: list[list[Sample]]
-    ) -> tuple[dict[int, list[Sample]], float]:
-        """Each all-wrong group (by its index in ``groups``) sampled again after its guidance prefix."""
-        todo = [
-            (j, p, prefix)
-            for j, p in enumerate(batch)
-            if not any(s.correct for s in groups[j])
-            if (prefix := guidance_prefix(p, self.cfg, step))
-        ]
-        if not todo:
-            return {}, 0.0
-        problems = [p for _, p, _ in todo]
-        prompts = [guided_prompt(self.tokenizer, build_prompt(p, self.cfg.prompt), x) for _, p, x in todo]
-        requests = requests_for(problems, self.cfg, step, f"#guided{r}", prompts)
-        samples, seconds = sample(self.engine, requests, problems, self.cfg, self.params, self.dist)
-        for s in samples:
-            s.round, s.guided = r, True
-        resampled = by_group(samples, self.cfg.group_size)
-        return {j: group for (j, _, _), group in zip(todo, resampled, strict=True)}, seconds
 
 
 def _rl(

@@ -23,19 +23,26 @@ percent most groups are all wrong. Three remedies, each a config key, off by def
   step. Its tokens are part of the prompt ids, never the policy's tokens: no loss, no length weight.
 
 The sampler's state (the position in the seeded order and the pass-rate counts) is saved with every
-checkpoint, so a killed run continues with the draws an uninterrupted one makes.
+checkpoint, so a killed run continues with the draws an uninterrupted one makes. ``Collector`` runs one
+step's rounds: draw, sample and grade (rank 0's engine; every rank gets the graded samples, so every rank's
+sampler stays the same), guide, keep.
 """
 
 from __future__ import annotations
 
 import re
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from mathsft.data.schema import Problem
 from mathsft.errors import MathsftError
-from mathsft.evaluation.prompts import reference_response
+from mathsft.evaluation.prompts import build_prompt, reference_response
 from mathsft.evaluation.run import sample_seed
+from mathsft.generation import Request
 from mathsft.rl.config import RLConfig
+from mathsft.rl.rollout import Engine, Sample, graded, guided_prompt, requests_for, sampling_params
+from mathsft.training.distributed import Dist
 from mathsft.training.loop import step_indices
 
 
@@ -117,3 +124,112 @@ def guidance_prefix(problem: Problem, cfg: RLConfig, step: int) -> str:
     words = list(_WORD.finditer(text))
     keep = int(cfg.guidance_fraction * (1 - step / cfg.max_steps) * len(words))
     return text[: words[keep - 1].end()] if keep > 0 else ""
+
+
+# ----------------------------------------------------------------------------------------------------
+# One step's rollouts
+
+
+def sample(
+    engine: Engine | None,
+    requests: list[Request],
+    batch: list[Problem],
+    cfg: RLConfig,
+    params: Any,
+    dist: Dist,
+) -> tuple[list[Sample], float]:
+    """The graded samples of ``requests`` (one per problem of ``batch``) and the generation seconds: rank 0
+    (which holds the engine) generates and grades, every rank receives them."""
+    samples, seconds = None, 0.0
+    if engine is not None:
+        start = time.perf_counter()
+        generated = engine.generate(requests, params)
+        seconds = time.perf_counter() - start
+        samples = graded(batch, generated, cfg)
+    return dist.broadcast_object((samples, seconds))
+
+
+@dataclass
+class Rollouts:
+    """One step's samples: what the policy drew, the guided resamples, and what the update trains on."""
+
+    drawn: list[Sample]  # every sample of every round, without guidance
+    guided: list[Sample]  # all-wrong groups sampled again after a reference-solution prefix
+    trained: list[Sample]
+    generate_s: float
+
+
+def by_group(samples: list[Sample], group_size: int) -> list[list[Sample]]:
+    return [samples[i : i + group_size] for i in range(0, len(samples), group_size)]
+
+
+def has_signal(group: list[Sample]) -> bool:
+    return len({s.reward for s in group}) > 1
+
+
+class Collector:
+    """Draws each step's problems (``ProblemSampler``), samples and grades them, resamples all-wrong groups
+    with guidance, and with dynamic sampling goes on with new problems until ``batch_size`` groups carry
+    signal (``sampling.py`` says why and where each comes from)."""
+
+    def __init__(
+        self, engine: Engine | None, problems: list[Problem], cfg: RLConfig, tokenizer: Any, dist: Dist
+    ) -> None:
+        self.engine, self.problems, self.cfg, self.dist = engine, problems, cfg, dist
+        self.tokenizer = tokenizer  # renders guided prompts
+        self.sampler = ProblemSampler(len(problems), cfg)
+        self.params = sampling_params(cfg)
+
+    def step(self, step: int) -> Rollouts:
+        cfg, size = self.cfg, self.cfg.group_size
+        rounds = cfg.max_sampling_rounds if cfg.dynamic_sampling else 1
+        drawn: list[Sample] = []
+        guided: list[Sample] = []
+        keep: list[list[Sample]] = []  # groups with signal, in the order found
+        seconds = 0.0
+        for r in range(rounds):
+            indices = self.sampler.draw(step, cfg.batch_size)
+            batch = [self.problems[i] for i in indices]
+            salt = f"#round{r}" if r else ""
+            samples, secs = sample(
+                self.engine, requests_for(batch, cfg, step, salt), batch, cfg, self.params, self.dist
+            )
+            seconds += secs
+            for s in samples:
+                s.round = r
+            groups = by_group(samples, size)
+            self.sampler.record(indices, [sum(s.correct for s in g) for g in groups], size)
+            drawn += samples
+            if cfg.guidance:
+                extra, secs = self.guide(step, r, batch, groups)
+                guided += [s for g in extra.values() for s in g]
+                groups = [extra.get(j, g) for j, g in enumerate(groups)]
+                seconds += secs
+            if not cfg.dynamic_sampling:
+                return Rollouts(drawn, guided, [s for g in groups for s in g], seconds)
+            keep += [g for g in groups if has_signal(g)]
+            if len(keep) >= cfg.batch_size:
+                break
+        trained = [s for g in keep[: cfg.batch_size] for s in g]
+        return Rollouts(drawn, guided, trained, seconds)
+
+    def guide(
+        self, step: int, r: int, batch: list[Problem], groups: list[list[Sample]]
+    ) -> tuple[dict[int, list[Sample]], float]:
+        """Each all-wrong group (by its index in ``groups``) sampled again after its guidance prefix."""
+        todo = [
+            (j, p, prefix)
+            for j, p in enumerate(batch)
+            if not any(s.correct for s in groups[j])
+            if (prefix := guidance_prefix(p, self.cfg, step))
+        ]
+        if not todo:
+            return {}, 0.0
+        problems = [p for _, p, _ in todo]
+        prompts = [guided_prompt(self.tokenizer, build_prompt(p, self.cfg.prompt), x) for _, p, x in todo]
+        requests = requests_for(problems, self.cfg, step, f"#guided{r}", prompts)
+        samples, seconds = sample(self.engine, requests, problems, self.cfg, self.params, self.dist)
+        for s in samples:
+            s.round, s.guided = r, True
+        resampled = by_group(samples, self.cfg.group_size)
+        return {j: group for (j, _, _), group in zip(todo, resampled, strict=True)}, seconds

@@ -14,9 +14,9 @@ from mathsft.errors import MathsftError
 from mathsft.evaluation.prompts import build_prompt, reference_response
 from mathsft.generation import Completion
 from mathsft.rl.config import RLConfig
-from mathsft.rl.loop import Collector, Rollouts, UpdateStats, step_row
+from mathsft.rl.loop import UpdateStats, step_row
 from mathsft.rl.rollout import Engine, guided_prompt
-from mathsft.rl.sampling import ProblemSampler, guidance_prefix
+from mathsft.rl.sampling import Collector, ProblemSampler, Rollouts, guidance_prefix
 from mathsft.training.distributed import Dist
 from mathsft.training.loop import step_indices
 
