@@ -6,7 +6,8 @@ percent most groups are all wrong. Three remedies, each a config key, off by def
 - ``dynamic_sampling`` (DAPO, Yu et al. 2025, arXiv:2503.14476, section 3.2): sample further rounds of
   ``batch_size`` new problems until the step holds ``batch_size`` groups with signal, at most
   ``max_sampling_rounds`` rounds; groups without signal are dropped, extra signal groups of the last round
-  too (verl's ``filter_groups`` with ``max_num_gen_batches``, NeMo RL's and SkyRL's dynamic sampling).
+  too (verl's ``filter_groups`` with ``max_num_gen_batches``, SkyRL's ``max_sample_batches``). Where verl
+  stops with an error past its limit, a step here trains on the signal groups it found (none: skipped).
 - ``problem_sampler: pass_rate`` (online difficulty filtering: Bae et al. 2025, "Online Difficulty
   Filtering for Reasoning Oriented Reinforcement Learning", arXiv:2504.03380, keeps problems of intermediate
   pass rate): each problem's running pass rate (right samples / samples, over every group it had) is kept;
