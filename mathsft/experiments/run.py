@@ -343,13 +343,13 @@ def run_experiment(cfg: ExperimentConfig, console: Console | None = None) -> Exp
     stages: dict[str, dict[str, Any]] = {}
     n_test = len(prepared.test)
     if cfg.baseline:
-        with timed(plan, "baseline", eval_done(out / "baseline", n_test), console):
+        with timed(plan, "baseline", eval_complete(heldout_dir(cfg, out / "baseline"), n_test), console):
             stages["baseline"] = evaluate(cfg, cfg.model, prepared.test, out / "baseline")
     checkpoint = None
     if cfg.sft:
         with timed(plan, "train", train_done(out / "train"), console):
             checkpoint = finetune(cfg, training_examples(cfg, prepared, out), prepared.val, out / "train")
-        with timed(plan, "final", eval_done(out / "final", n_test), console):
+        with timed(plan, "final", eval_complete(heldout_dir(cfg, out / "final"), n_test), console):
             stages["final"] = evaluate(cfg, str(checkpoint), prepared.test, out / "final")
     if cfg.rl is not None:
         begin = str(checkpoint) if cfg.rl_from == "sft" else cfg.model

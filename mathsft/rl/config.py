@@ -54,6 +54,19 @@ class RLConfig(LoopConfig):
     beta: float = Field(default=0.0, ge=0)  # KL to the frozen initial model (k3 estimator); 0: none
     updates_per_batch: int = Field(default=1, ge=1)  # optimizer steps per rollout batch (GRPO's mu)
 
+    # groups without signal (mathsft/rl/sampling.py). DAPO's dynamic sampling (Yu et al. 2025): rounds of
+    # batch_size new problems until the step holds batch_size groups with signal, at most max_sampling_rounds
+    dynamic_sampling: bool = False
+    max_sampling_rounds: int = Field(default=3, ge=1)
+    # pass_rate (online difficulty filtering, Bae et al. 2025): in the seeded order, a problem whose samples
+    # so far were all right or all wrong is taken with probability settled_draw_rate, passed over otherwise
+    problem_sampler: Literal["seeded_order", "pass_rate"] = "seeded_order"
+    settled_draw_rate: float = Field(default=0.25, gt=0, le=1)
+    # BREAD (Zhang et al. 2025): a group with no right sample is sampled again after the start of the
+    # reference solution (guidance_fraction of its words at step 0, linearly down to none at max_steps)
+    guidance: bool = False
+    guidance_fraction: float = Field(default=0.5, gt=0, lt=1)
+
     # loop defaults that differ from SFT's
     lr: float = Field(default=1e-6, gt=0)
     schedule: Literal["constant", "linear", "cosine"] = "constant"

@@ -1,15 +1,17 @@
 """``rl``: the explicit GRPO loop, built from the SFT loop's pieces.
 
 Each step takes ``batch_size`` problems in a seeded per-epoch order (``step_indices``, as SFT takes
-examples), has the rollout engine sample ``group_size`` completions of each with the current weights,
-grades them (``rollout.py``), and runs ``updates_per_batch`` optimizer steps on the samples. An update is
-the SFT step with other weights: each sample's prompt + response is a packed row whose targets are the
-policy's tokens, and ``step_loss`` (packing, the fused LM head, bf16 autocast, FSDP2 under ``torchrun``)
-takes the clipped policy-gradient objective of ``objective.py`` as a per-token loss of each target's
-cross-entropy. The first pass records each token's log-probability, which later passes use as
-``logp_old`` (the ratio), so several optimizer steps per batch cost no extra forward. Samples of groups
-without signal (all rewards equal) have zero advantage and zero gradient: they are left out of the
-forward (without a KL term) but counted in the normalization.
+examples), has the rollout engine sample ``group_size`` completions of each with the current weights and
+grades them (``rollout.py``); ``sampling.py``'s ``Collector`` adds what it offers for groups without
+signal (dynamic sampling, the pass-rate sampler, guidance). Then ``updates_per_batch`` optimizer steps run
+on the samples. An update is the SFT step with other weights: each sample's prompt + response is a
+packed row whose targets are the policy's tokens, and ``step_loss`` (packing, the fused LM head, bf16
+autocast, FSDP2 under ``torchrun``) takes the clipped policy-gradient objective of ``objective.py`` as a
+per-token loss of each target's cross-entropy. The first pass records each token's log-probability,
+which later passes use as ``logp_old`` (the ratio), so several optimizer steps per batch cost no extra
+forward. Samples of groups without signal (all rewards equal) have zero advantage and zero gradient: they
+are left out of the forward (without a KL term) but counted in the normalization (with dynamic sampling
+the step holds only groups with signal).
 
 The model, optimizer, schedule, checkpoints (HF directories + exact resume state), metrics log,
 validation and progress bar are ``mathsft.training.loop``'s. Rank 0 generates; the graded samples are
@@ -37,7 +39,8 @@ from mathsft.evaluation.prompts import get_template
 from mathsft.models import resolve_model
 from mathsft.rl.config import RLConfig
 from mathsft.rl.objective import TokenTerms, clipped, kl_k3, token_objective, token_weights
-from mathsft.rl.rollout import Engine, Sample, graded, requests_for, sampling_params, signal_free_groups
+from mathsft.rl.rollout import Engine, Sample, signal_free_groups
+from mathsft.rl.sampling import Collector, Rollouts, by_group, has_signal
 from mathsft.training import checkpoint as ckpt
 from mathsft.training.data import load_val_problems
 from mathsft.training.distributed import Dist
@@ -51,7 +54,6 @@ from mathsft.training.loop import (
     progress,
     resume,
     save_state,
-    step_indices,
     validation_steps,
     versions,
 )
@@ -222,8 +224,9 @@ def update(
     setup: Setup, dist: Dist, cfg: RLConfig, samples: list[Sample], reference: Any, done: int
 ) -> UpdateStats:
     """``updates_per_batch`` optimizer steps on ``samples`` (``done``: optimizer steps before these); a
-    step where no group has signal (and no KL term) changes nothing but the schedule."""
-    if cfg.beta == 0 and all(s.advantage == 0 for s in samples):
+    step where no group has signal (and no KL term), or with nothing to train on (dynamic sampling found
+    no signal), changes nothing but the schedule."""
+    if not samples or (cfg.beta == 0 and all(s.advantage == 0 for s in samples)):
         return skip_step(setup, cfg)
     return Update(setup, dist, cfg, samples, reference).run(done)
 
@@ -286,17 +289,22 @@ def write_manifest(
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
-def step_row(cfg: RLConfig, done: int, samples: list[Sample], stats: UpdateStats, times: dict) -> dict:
-    """The step's ``metrics.jsonl`` row."""
-    n = len(samples)
-    generated = sum(len(s.token_ids) for s in samples)
+def step_row(cfg: RLConfig, done: int, rollouts: Rollouts, stats: UpdateStats, times: dict) -> dict:
+    """The step's ``metrics.jsonl`` row: rates over what the policy drew without guidance; the group
+    counts say what dynamic sampling and guidance made of it."""
+    samples, size = rollouts.drawn, cfg.group_size
+    n, groups = len(samples), len(samples) // size
+    generated = sum(len(s.token_ids) for s in samples + rollouts.guided)
     row: dict[str, Any] = {
         "train_step": done,
         "rl/reward_mean": sum(s.reward for s in samples) / n,
         "rl/pass_rate": sum(s.correct for s in samples) / n,
         "rl/format_rate": sum(s.formatted for s in samples) / n,
-        "rl/zero_signal_fraction": signal_free_groups(samples, n // cfg.group_size) / (n // cfg.group_size),
-        "rl/response_tokens": generated / n,
+        "rl/zero_signal_fraction": signal_free_groups(samples, groups) / groups,
+        "rl/sampled_groups": groups,
+        "rl/signal_groups": groups - signal_free_groups(samples, groups),
+        "rl/trained_groups": len(rollouts.trained) // size,
+        "rl/response_tokens": sum(len(s.token_ids) for s in samples) / n,
         "rl/truncation_rate": sum(s.finish_reason == "length" for s in samples) / n,
         "rl/loss": stats.loss,
         "rl/lr": stats.lr,
@@ -309,6 +317,11 @@ def step_row(cfg: RLConfig, done: int, samples: list[Sample], stats: UpdateStats
         "rl/step_s": times["rollout"] + times["update"],
         "rl/calculator": cfg.calculator,
     }
+    if cfg.guidance:
+        guided = rollouts.guided
+        row["rl/guided_groups"] = len(guided) // size
+        row["rl/guided_signal_groups"] = sum(has_signal(g) for g in by_group(guided, size))
+        row["rl/guided_pass_rate"] = sum(s.correct for s in guided) / len(guided) if guided else 0.0
     if stats.entropy is not None:
         row["rl/entropy"] = stats.entropy
     if stats.kl is not None:
@@ -316,20 +329,6 @@ def step_row(cfg: RLConfig, done: int, samples: list[Sample], stats: UpdateStats
     if cfg.calculator:
         row["rl/tool_tokens"] = sum(len(s.own) - s.policy_tokens for s in samples) / n
     return row
-
-
-def sample(
-    engine: Engine | None, batch: list[Problem], cfg: RLConfig, step: int, params: Any, dist: Dist
-) -> tuple[list[Sample], float]:
-    """The step's graded samples and generation seconds: rank 0 (which holds the engine) generates and
-    grades, every rank receives them."""
-    samples, seconds = None, 0.0
-    if engine is not None:
-        start = time.perf_counter()
-        generated = engine.generate(requests_for(batch, cfg, step), params)
-        seconds = time.perf_counter() - start
-        samples = graded(batch, generated, cfg)
-    return dist.broadcast_object((samples, seconds))
 
 
 def _rl(
@@ -346,11 +345,14 @@ def _rl(
     val_problems = (load_val_problems(cfg) if val_problems is None else val_problems) or []
     total = cfg.max_steps
     setup = build(cfg, total * cfg.updates_per_batch, dist)
-    start = resume(folder, setup, dist)
+    start, resumed = resume(folder, setup, dist)
     if start:
         log.info("resuming from step %d of %d", start, total)
     reference = reference_model(cfg, setup.device) if cfg.beta > 0 else None
     engine = Engine(cfg, str(setup.device)) if dist.is_main else None
+    collector = Collector(engine, problems, cfg, setup.tokenizer, dist)
+    if "sampler" in resumed:
+        collector.sampler.load_state_dict(resumed["sampler"])
     metrics = rollouts = None
     if dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
@@ -362,34 +364,40 @@ def _rl(
     saves = set(range(cfg.save_every, total, cfg.save_every)) if cfg.save_every else set()
     validation = Validation(cfg, out, val_problems, to_validate, metrics, dist.is_main)
     data = {"order": "seeded permutation per epoch", "seed": cfg.seed, "problems": len(problems)}
-    params = sampling_params(cfg)
     synced = start == 0  # the engine starts with the initial weights
 
     def save(step: int, name: str) -> Path:
-        return save_state(setup, dist, folder, name, step, data, cfg.keep_last, validation.keep())
+        state = {**data, "sampler": collector.sampler.state_dict()}
+        return save_state(setup, dist, folder, name, step, state, cfg.keep_last, validation.keep())
 
     validation.redo(total)
     setup.model.train()
     try:
         with progress(cfg.log.progress and dist.is_main, "rl", total, start, "reward") as advance:
             for step in range(start, total):
-                batch = [problems[i] for i in step_indices(step, len(problems), cfg.batch_size, cfg.seed)]
                 t0 = time.perf_counter()
                 if not synced:  # the engine gets the weights the last update made
                     weights = dist.full_weights(setup.model)  # every rank: a collective under FSDP
                     if engine is not None:
                         engine.load(weights)
                     synced = True
-                samples, generate_s = sample(engine, batch, cfg, step, params, dist)
+                step_rollouts = collector.step(step)
                 done = step + 1
                 if rollouts is not None:
-                    rollouts.write("".join(json.dumps(s.log_row(done)) + "\n" for s in samples))
+                    logged = step_rollouts.drawn + step_rollouts.guided
+                    rollouts.write("".join(json.dumps(s.log_row(done)) + "\n" for s in logged))
                     rollouts.flush()
                 t2 = time.perf_counter()
-                stats = update(setup, dist, cfg, samples, reference, step * cfg.updates_per_batch)
+                stats = update(
+                    setup, dist, cfg, step_rollouts.trained, reference, step * cfg.updates_per_batch
+                )
                 synced = synced and stats.tokens == 0  # a step without signal leaves the weights alone
-                times = {"generate": generate_s, "rollout": t2 - t0, "update": time.perf_counter() - t2}
-                row = step_row(cfg, done, samples, stats, times)
+                times = {
+                    "generate": step_rollouts.generate_s,
+                    "rollout": t2 - t0,
+                    "update": time.perf_counter() - t2,
+                }
+                row = step_row(cfg, done, step_rollouts, stats, times)
                 if metrics is not None and (done % cfg.log_every == 0 or done == total):
                     metrics.write(row)
                 advance(row["rl/reward_mean"])

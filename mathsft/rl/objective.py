@@ -8,7 +8,7 @@ and verl's ``compute_grpo_outcome_advantage``. Dr. GRPO (Liu et al., "Understand
 Training", arXiv:2503.20783) drops the std: it up-weights problems that are nearly all right or all wrong
 (``scale_rewards=false``; TRL ``"none"``, verl ``norm_adv_by_std_in_grpo=False``). A group whose rewards
 are all equal has zero advantages: no signal (``zero_signal``); DAPO resamples such groups ("dynamic
-sampling"), here they are counted and logged.
+sampling", ``dynamic_sampling``: ``sampling.py``), otherwise they are counted and logged.
 
 Per-token loss (``policy_loss``), PPO's clipped surrogate on the ratio to the sampling policy
 ``rho = exp(logp - logp_old)``: ``-min(rho A, clip(rho, 1 - eps_low, 1 + eps_high) A)``. DAPO (Yu et al.,

@@ -23,7 +23,7 @@ from mathsft.data.schema import Problem
 from mathsft.errors import MathsftError
 from mathsft.evaluation.prompts import build_prompt, get_template
 from mathsft.evaluation.run import sample_seed
-from mathsft.generation import Completion, Request, SamplingParams, make_backend
+from mathsft.generation import Completion, Prompt, Request, SamplingParams, make_backend
 from mathsft.rl.config import RLConfig
 from mathsft.rl.objective import group_advantages, zero_signal
 from mathsft.training.tokenize import Tokenized
@@ -46,6 +46,8 @@ class Sample:
     formatted: bool
     reward: float
     advantage: float = 0.0
+    round: int = 0  # the step's sampling round (dynamic sampling) that drew it
+    guided: bool = False  # sampled after a reference-solution prefix (part of prompt_ids, never a target)
 
     @property
     def policy_tokens(self) -> int:
@@ -78,14 +80,31 @@ def sampling_params(cfg: RLConfig) -> SamplingParams:
     )
 
 
-def requests_for(problems: list[Problem], cfg: RLConfig, step: int) -> list[Request]:
-    """One request of ``group_size`` samples per problem, seeded by (seed, step, problem): a rerun draws
-    the same samples from the same weights."""
+def requests_for(
+    problems: list[Problem], cfg: RLConfig, step: int, salt: str = "", prompts: list[Prompt] | None = None
+) -> list[Request]:
+    """One request of ``group_size`` samples per problem, seeded by (seed, step, problem, ``salt``: the
+    step's round, guidance): a rerun draws the same samples from the same weights. ``prompts``: other
+    prompts than the eval's (guidance)."""
     base = cfg.seed * 1_000_003 + step
+    prompts = prompts or [build_prompt(p, cfg.prompt) for p in problems]
     return [
-        Request(build_prompt(p, cfg.prompt), n=cfg.group_size, seed=sample_seed(base, p.id), key=i)
-        for i, p in enumerate(problems)
+        Request(prompt, n=cfg.group_size, seed=sample_seed(base, p.id + salt), key=i)
+        for i, (p, prompt) in enumerate(zip(problems, prompts, strict=True))
     ]
+
+
+def guided_prompt(tokenizer: Any, prompt: Prompt, prefix: str) -> str:
+    """``prompt`` as text with ``prefix`` opening the response: chat messages rendered by the chat template
+    with the assistant's turn opened (the leading BOS dropped where the tokenizer adds its own, as a
+    backend does for text prompts), then the prefix, which the policy continues."""
+    if isinstance(prompt, str):
+        return f"{prompt} {prefix}"
+    text = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+    bos = tokenizer.bos_token
+    if bos and text.startswith(bos) and tokenizer("")["input_ids"][:1] == [tokenizer.bos_token_id]:
+        text = text[len(bos) :]
+    return text + prefix
 
 
 def graded(

@@ -263,16 +263,17 @@ def padding_fraction(items: list[Tokenized], cfg: TrainConfig, total: int) -> fl
 # Pieces both loops (SFT here, RL in mathsft/rl/loop.py) run
 
 
-def resume(folder: Path, setup: Setup, dist: Dist) -> int:
+def resume(folder: Path, setup: Setup, dist: Dist) -> tuple[int, dict[str, Any]]:
     """Load the newest checkpoint's weights, optimizer, scheduler and RNG state into ``setup``; returns the
-    number of steps it had done (0 when there is none)."""
+    number of steps it had done (0 when there is none) and the data-order state saved with it (``data`` of
+    ``save_state``: the RL loop's problem sampler is there)."""
     latest = ckpt.latest_checkpoint(folder)
     if latest is None:
-        return 0
+        return 0, {}
     state = dist.load(latest, setup.model, setup.optimizer)
     setup.scheduler.load_state_dict(state["scheduler"])
     ckpt.set_rng_state(state["rng"])
-    return int(state["step"])
+    return int(state["step"]), state.get("data", {})
 
 
 def save_state(
@@ -439,7 +440,7 @@ def _train(
     autocast = autocast_for(cfg, device)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
-    start_step = resume(folder, setup, dist)
+    start_step, _ = resume(folder, setup, dist)
     if start_step:
         log.info("resuming from step %d of %d", start_step, total)
 

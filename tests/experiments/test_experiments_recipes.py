@@ -50,8 +50,8 @@ def fixture_path(dataset: str, tmp_path: Path) -> Path | None:
     return FIXTURES / FIXTURE_FOR[dataset]
 
 
-def test_there_are_twelve_recipes() -> None:
-    assert len(RECIPES) == 12, [p.name for p in RECIPES]
+def test_there_are_thirteen_recipes() -> None:
+    assert len(RECIPES) == 13, [p.name for p in RECIPES]
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
@@ -110,6 +110,17 @@ def test_gsm8k_hour_config_is_the_measured_one_hour_arm() -> None:
     measured += ["train.freeze_embeddings=true", "train.freeze_layers=6"]
     arm = load_experiment(None, [*measured, "name=gsm8k-hour"], base=MAIN_JOB)
     assert load_experiment(ROOT / "configs" / "gsm8k-hour.yaml") == arm
+
+
+def test_equal_compute_recipe_arm_b_starts_grpo_from_the_one_hour_sft_and_arm_a_is_an_override() -> None:
+    """Arm B's SFT stage is configs/gsm8k-hour.yaml's (data, training, eval); arm A, the same SFT for twice
+    the epochs without RL, is the override its comment gives."""
+    path = ROOT / "configs" / "recipes" / "sft-vs-grpo-gsm8k-equal-compute-cpu.yaml"
+    arm_b, hour = load_experiment(path), load_experiment(ROOT / "configs" / "gsm8k-hour.yaml")
+    assert (arm_b.data, arm_b.train, arm_b.eval) == (hour.data, hour.train, hour.eval)
+    assert arm_b.rl is not None and arm_b.rl_from == "sft" and arm_b.rl.dynamic_sampling
+    arm_a = load_experiment(path, ["name=arm-a", "rl=null", "train.epochs=4", "baseline=false"])
+    assert arm_a.rl is None and arm_a.train.epochs == 2 * hour.train.epochs and arm_a.data == hour.data
 
 
 def test_gsm8k_sweep_config_validates() -> None:

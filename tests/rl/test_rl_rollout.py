@@ -46,6 +46,8 @@ def test_rewards_advantages_and_format_term() -> None:
         "formatted": True,
         "reward": 1.5,
         "advantage": pytest.approx(expected[0]),
+        "round": 0,
+        "guided": False,
         "response_tokens": 2,
         "tool_tokens": 0,
     }
