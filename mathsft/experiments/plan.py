@@ -195,7 +195,9 @@ def build_plan(cfg: Any, prepared: Any) -> Plan:
     if cfg.rl is not None:
         plan.notes.append("the RL stage and its eval come on top (not estimated)")
     if cfg.eval.suites:
-        plan.notes.append(f"the eval suites ({', '.join(cfg.eval.suites)}) come on top of each eval (not estimated)")
+        plan.notes.append(
+            f"the eval suites ({', '.join(cfg.eval.suites)}) come on top of each eval (not estimated)"
+        )
     if cfg.expected_effect is not None and cfg.baseline and cfg.sft:
         plan.notes.append(power_note(len(test), cfg.expected_effect.model_dump()))
     plan.estimate()
