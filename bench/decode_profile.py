@@ -128,6 +128,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=16, help="decode steps profiled")
     parser.add_argument("--prompt", default="qwen-boxed")
     parser.add_argument("--baseline-rev", help="also profile hf.py as of this git revision")
+    parser.add_argument("--today-first", action="store_true", help="profile today's engine first")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if not DATA.is_file():
@@ -147,6 +148,8 @@ def main() -> None:
     engines = [("today", current_hf)]
     if args.baseline_rev:
         engines.insert(0, (args.baseline_rev, engine_at(args.baseline_rev)))
+    if args.today_first:
+        engines.reverse()
     for name, module in engines:
         result = profile_engine(module, args, prompts)
         result["ratio_to_ceiling"] = round(
