@@ -107,7 +107,7 @@ def test_gsm8k_hour_config_is_the_measured_one_hour_arm() -> None:
     reproduce it (apart from the name and the baseline eval, which trains nothing)."""
     measured = ["train.epochs=2", "data.train.limit=4600", "data.test.limit=1319", "train.lr=4e-4"]
     measured += ["train.prompt=bare", "eval.prompt=bare"]
-    measured += ["train.freeze_embeddings=true", "train.freeze_layers=6"]
+    measured += ["train.freeze_embeddings=true", "train.freeze_layers=6", "eval.batch_size=64"]
     arm = load_experiment(None, [*measured, "name=gsm8k-hour"], base=MAIN_JOB)
     assert load_experiment(ROOT / "configs" / "gsm8k-hour.yaml") == arm
 
