@@ -108,6 +108,7 @@ def test_gsm8k_hour_config_is_the_measured_one_hour_arm() -> None:
     measured = ["train.epochs=2", "data.train.limit=4600", "data.test.limit=1319", "train.lr=4e-4"]
     measured += ["train.prompt=bare", "eval.prompt=bare"]
     measured += ["train.freeze_embeddings=true", "train.freeze_layers=6", "eval.batch_size=64"]
+    measured += ["expected_effect=null"]  # the main job's measured effect is not the hour's
     arm = load_experiment(None, [*measured, "name=gsm8k-hour"], base=MAIN_JOB)
     assert load_experiment(ROOT / "configs" / "gsm8k-hour.yaml") == arm
 
