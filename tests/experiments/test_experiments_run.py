@@ -22,6 +22,7 @@ TINY = [
     "eval.max_new_tokens=8",
     "eval.batch_size=8",
     "train.max_steps=2",
+    "train.freeze_layers=1",  # the main job freezes 6 of 30 layers; the tiny model has 2
     "train.batch_size=4",
     "train.max_length=256",
 ]
@@ -154,6 +155,7 @@ def test_base_sft_rl_stages_side_by_side_then_resume(smollm2_dir: Path, tmp_path
         f"data.train.path={toy_gsm8k(tmp_path / 'train.jsonl', 'train')}",
         f"data.test.path={toy_gsm8k(tmp_path / 'test.jsonl', 'test')}",
         "eval.max_new_tokens=2", "train.max_steps=1", "train.batch_size=4", "train.max_length=256",
+        "train.freeze_layers=1",  # the toy model has 2 layers
         "rl.max_steps=2", "rl.group_size=4", "rl.batch_size=2", "rl.max_new_tokens=2", "rl.lr=0.02",
         "rl.adam_eps=0.01", "rl.log.progress=false",
     ]  # fmt: skip
