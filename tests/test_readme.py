@@ -97,7 +97,9 @@ def _overrides_by_line(text: str) -> list[tuple[str, list[str]]]:
         match = _COMMAND.search(code)
         if match is None or match.group(1) not in CONFIGS:
             continue
-        overrides = re.findall(r"(?<=\s)([a-z_][a-z_.]*=\S+)", code[match.end(1) :])
+        # a ``--option NAME=VALUE`` (``--suite gsm8k=PATH``) is the option's value, not an override
+        args = re.sub(r"--[a-z][a-z-]*\s+\S+=\S+", "", code[match.end(1) :])
+        overrides = re.findall(r"(?<=\s)([a-z_][a-z_.]*=\S+)", args)
         if overrides:
             found.append((match.group(1), overrides))
     return found
@@ -123,6 +125,9 @@ def test_the_checks_catch_a_command_that_does_not_exist() -> None:
     assert "finetune" not in _root().commands
     assert _overrides_by_line("`mathsft train ... lr=2e-5 learning_rate=1`") == [
         ("train", ["lr=2e-5", "learning_rate=1"])
+    ]
+    assert _overrides_by_line("`mathsft eval --suite gsm8k=data/t.jsonl calculator=true`") == [
+        ("eval", ["calculator=true"])
     ]
     with pytest.raises(ValueError, match="learning_rate"):
         build_config(TrainConfig, None, ["learning_rate=1"])
