@@ -145,15 +145,10 @@ def power_note(n: int, expected: dict[str, Any]) -> str:
 def model_params(model_spec: str, freeze_layers: int, freeze_embeddings: bool) -> dict[str, Any]:
     """Billions of weights in the trained layers, the frozen ones below them and the LM head, from the config on
     the meta device; plus the per-token forward GFLOP of eval (``forward_gflop_per_token``) and its head."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from mathsft.generation.speed import forward_gflop_per_token, meta_model
 
-    from mathsft.generation.speed import forward_gflop_per_token
-    from mathsft.models import resolve_model
-
-    config = AutoConfig.from_pretrained(resolve_model(model_spec))
-    with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config)
+    model = meta_model(model_spec)
+    config = model.config
     layers = model.model.layers if hasattr(model, "model") and hasattr(model.model, "layers") else []
     frozen = sum(p.numel() for layer in list(layers)[:freeze_layers] for p in layer.parameters())
     head = model.get_output_embeddings().weight.numel()

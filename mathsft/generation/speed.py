@@ -59,16 +59,20 @@ def linear_gflop_per_token(model: nn.Module) -> float:
 
 
 @cache
-def forward_gflop_per_token(model_spec: str) -> float:
-    """``linear_gflop_per_token`` of a model spec, built on the meta device from its config (no weights)."""
+def meta_model(model_spec: str) -> nn.Module:
+    """The model a spec names, built on the meta device from its config: shapes and counts, no weights."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from mathsft.models import resolve_model
 
     config = AutoConfig.from_pretrained(resolve_model(model_spec))
     with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config)
-    return linear_gflop_per_token(model)
+        return AutoModelForCausalLM.from_config(config)
+
+
+def forward_gflop_per_token(model_spec: str) -> float:
+    """``linear_gflop_per_token`` of a model spec (its meta-device model)."""
+    return linear_gflop_per_token(meta_model(model_spec))
 
 
 def decode_ceiling(backend: object) -> dict[str, float | str] | None:
