@@ -233,11 +233,13 @@ class Dist:
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
         self.barrier()
+        # an optimizer that has not stepped yet is saved as nothing: get_optimizer_state_dict would first
+        # initialise it with a zero-gradient step, and Adam's bias correction would then count that step
+        stepped = bool(optimizer.state)
         if name != ckpt.FINAL:  # a finished run is never resumed: its HF export is all it needs
-            sharded = {
-                "model": get_model_state_dict(model),
-                "optim": get_optimizer_state_dict(model, optimizer),
-            }
+            sharded = {"model": get_model_state_dict(model)}
+            if stepped:
+                sharded["optim"] = get_optimizer_state_dict(model, optimizer)
             dcp.save(sharded, checkpoint_id=str(tmp / "dcp"))
             torch.save(ckpt.rng_state(), tmp / f"rng-rank{self.rank}.pt")
         full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
@@ -245,7 +247,7 @@ class Dist:
         if self.is_main:
             unsharded(model, full).save_pretrained(tmp, safe_serialization=True)
             tokenizer.save_pretrained(tmp)
-            torch.save({**state, "world_size": self.world}, tmp / ckpt.STATE_FILE)
+            torch.save({**state, "world_size": self.world, "optimizer_stepped": stepped}, tmp / ckpt.STATE_FILE)
             if target.exists():
                 import shutil
 
@@ -263,9 +265,13 @@ class Dist:
             set_optimizer_state_dict,
         )
 
-        sharded = {"model": get_model_state_dict(model), "optim": get_optimizer_state_dict(model, optimizer)}
+        sharded = {"model": get_model_state_dict(model)}
+        stepped = state.get("optimizer_stepped", True)
+        if stepped:  # a fresh optimizer stays fresh when the saved one had not stepped either
+            sharded["optim"] = get_optimizer_state_dict(model, optimizer)
         dcp.load(sharded, checkpoint_id=str(path / "dcp"))
         set_model_state_dict(model, sharded["model"])
-        set_optimizer_state_dict(model, optimizer, sharded["optim"])
+        if stepped:
+            set_optimizer_state_dict(model, optimizer, sharded["optim"])
         state["rng"] = torch.load(path / f"rng-rank{self.rank}.pt", weights_only=False)
         return state
