@@ -247,7 +247,9 @@ class Dist:
         if self.is_main:
             unsharded(model, full).save_pretrained(tmp, safe_serialization=True)
             tokenizer.save_pretrained(tmp)
-            torch.save({**state, "world_size": self.world, "optimizer_stepped": stepped}, tmp / ckpt.STATE_FILE)
+            torch.save(
+                {**state, "world_size": self.world, "optimizer_stepped": stepped}, tmp / ckpt.STATE_FILE
+            )
             if target.exists():
                 import shutil
 
