@@ -1,7 +1,7 @@
 """Average the weights of checkpoints fine-tuned from one base model (a "model soup", Wortsman et al. 2022).
 
 Why: one-hour GSM8K runs of the bundled model that differ only in their data subset and batch order each
-score ~8-9% but are right on largely different problems (BENCHMARKS.md, eleventh session); averaging asks
+score ~8-9% but are right on largely different problems (BENCHMARKS.md, "What each ingredient adds"); averaging asks
 whether a single greedy model can keep more of both. The output is a normal HF checkpoint directory:
 
     python bench/average_checkpoints.py runs/A/train/checkpoints/final runs/B/train/checkpoints/final \

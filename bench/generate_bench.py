@@ -36,6 +36,7 @@ from mathsft.data import load_problems, synthetic_problems
 from mathsft.generation import hf as hf_module
 from mathsft.generation.base import Request, SamplingParams
 from mathsft.generation.hf import HFBackend
+from mathsft.generation.speed import forward_gflop_per_token, measured_peak_flops
 from mathsft.models import load_model, load_tokenizer
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gsm8k" / "test.jsonl"
@@ -109,6 +110,9 @@ def bench_dtype(
     """Every requested mode at one precision; greedy outputs are compared with ``plain`` at this precision."""
     rows: list[dict] = []
     references: dict[int, list[list[int]]] = {}
+    # the decoding ceiling: this machine's matmul rate in this precision over the model's GFLOP per token
+    ceiling = measured_peak_flops(device, dtype) / 1e9 / forward_gflop_per_token(model_spec)
+    print(f"{dtype}: ceiling {ceiling:.0f} tokens/s (matmul rate over GFLOP per token)", flush=True)
 
     def record(
         mode: str, batch: int, outputs: list[list[int]], seconds: float, ref_batch: int | None
@@ -123,6 +127,7 @@ def bench_dtype(
             "tokens": tokens,
             "seconds": round(seconds, 2),
             "tokens_per_s": round(tokens / seconds, 1),
+            "of_ceiling": round(tokens / seconds / ceiling, 3),
             "same_as_plain": same,
         }
         rows.append(row)

@@ -133,13 +133,20 @@ def problems_for_power(
     return 5000
 
 
-def power_note(n: int, expected: dict[str, Any]) -> str:
+def power_note(n: int, expected: dict[str, Any], eval_s_per_problem: float | None = None) -> str:
+    """The test set's power for the expected effect, and (given this machine's eval rate) what the test set
+    that reaches 80% would cost here, so a user who wants a reliable answer knows the override and its price."""
     gain, loss = expected["gain"], expected["loss"]
-    return (
+    needed = problems_for_power(gain, loss)
+    note = (
         f"{n} test problems: if training solves {100 * gain:.1f}% of them that the base model misses and loses "
         f"{100 * loss:.1f}% it solved ({expected.get('source', 'the config')}), McNemar at p < 0.05 shows the "
-        f"gain with probability {mcnemar_power(n, gain, loss):.0%}; 80% needs ~{problems_for_power(gain, loss)}"
+        f"gain with probability {mcnemar_power(n, gain, loss):.0%}; 80% needs ~{needed}"
     )
+    if eval_s_per_problem is not None and needed > n:
+        minutes = eval_s_per_problem * needed / 60
+        note += f" (data.test.limit={needed}: each eval ~{minutes:.0f} min on this machine)"
+    return note
 
 
 def model_params(model_spec: str, freeze_layers: int, freeze_embeddings: bool) -> dict[str, Any]:
@@ -172,9 +179,8 @@ def build_plan(cfg: Any, prepared: Any) -> Plan:
     from mathsft.models import auto_device, load_tokenizer
 
     device = auto_device(cfg.train.device)
-    dtype = (
-        cfg.train.dtype
-    )  # "auto" is resolved by TrainConfig; eval's auto resolves alike (bf16 where native)
+    # "auto" is resolved by TrainConfig; eval's auto resolves alike (bf16 where native)
+    dtype = cfg.train.dtype
     plan = Plan(device, dtype, measured_peak_flops(device, dtype) / 1e9)
     tokenizer = load_tokenizer(cfg.model)
     params = model_params(cfg.model, cfg.train.freeze_layers, cfg.train.freeze_embeddings)
@@ -194,9 +200,10 @@ def build_plan(cfg: Any, prepared: Any) -> Plan:
         plan.notes.append(
             f"the eval suites ({', '.join(cfg.eval.suites)}) come on top of each eval (not estimated)"
         )
-    if cfg.expected_effect is not None and cfg.baseline and cfg.sft:
-        plan.notes.append(power_note(len(test), cfg.expected_effect.model_dump()))
     plan.estimate()
+    if cfg.expected_effect is not None and cfg.baseline and cfg.sft:
+        per_problem = plan.stages[0].seconds / max(1, len(test))
+        plan.notes.append(power_note(len(test), cfg.expected_effect.model_dump(), per_problem))
     return plan
 
 
