@@ -135,7 +135,7 @@ def problems_for_power(
 
 def power_note(n: int, expected: dict[str, Any], eval_s_per_problem: float | None = None) -> str:
     """The test set's power for the expected effect, and (given this machine's eval rate) what the test set
-    that reaches 80% would cost here, so a user who wants a reliable answer knows the override and its price."""
+    that reaches 80% would cost here, so a user who wants a reliable answer knows its price (``data.test.limit``)."""
     gain, loss = expected["gain"], expected["loss"]
     needed = problems_for_power(gain, loss)
     note = (
@@ -145,7 +145,7 @@ def power_note(n: int, expected: dict[str, Any], eval_s_per_problem: float | Non
     )
     if eval_s_per_problem is not None and needed > n:
         minutes = eval_s_per_problem * needed / 60
-        note += f" (data.test.limit={needed}: each eval ~{minutes:.0f} min on this machine)"
+        note += f" (an eval of that many ~{minutes:.0f} min on this machine, where the test split has them)"
     return note
 
 

@@ -28,7 +28,7 @@ def test_power_grows_with_the_test_set_and_needs_a_real_gain() -> None:
     note = power_note(300, {"gain": 0.03, "loss": 0.01, "source": "AVX2 fp32, 1,319"})
     assert "300 test problems" in note and "AVX2 fp32, 1,319" in note and f"~{n}" in note
     priced = power_note(300, {"gain": 0.03, "loss": 0.01}, eval_s_per_problem=0.9)
-    assert f"data.test.limit={n}: each eval ~{0.9 * n / 60:.0f} min on this machine" in priced
+    assert f"~{n} (an eval of that many ~{0.9 * n / 60:.0f} min on this machine" in priced
 
 
 def test_a_measured_stage_re_estimates_the_stages_of_its_kind() -> None:
