@@ -20,25 +20,26 @@ import torch
 
 from mathsft.data import load_problems
 from mathsft.models import load_model, load_tokenizer
+from mathsft.training.config import TrainConfig
 from mathsft.training.data import problems_to_examples
-from mathsft.training.loss import target_losses
-from mathsft.training.packing import collate
+from mathsft.training.distributed import Dist
+from mathsft.training.loop import autocast_for
 from mathsft.training.tokenize import tokenize_examples
+from mathsft.training.validate import validation_loss
 
 
-def heldout_loss(spec: str, test: str, prompt: str, calculator: bool, batch: int = 8) -> tuple[float, int]:
-    """Mean nats per supervised token of ``spec`` on ``test``'s reference solutions, and the token count."""
+def heldout_loss(spec: str, test: str, prompt: str, calculator: bool) -> tuple[float, int]:
+    """Mean nats per supervised token of ``spec`` on ``test``'s reference solutions (the training loop's own
+    ``validation_loss``, fp32), and the supervised-token count."""
+    cfg = TrainConfig(model=spec, prompt=prompt, calculator=calculator, dtype="fp32", max_length=512)
     tokenizer = load_tokenizer(spec)
-    model = load_model(spec, dtype="float32").eval()
+    model = load_model(spec, dtype="float32")
     examples = problems_to_examples(load_problems("problems", test), prompt, calculator)
-    items, _ = tokenize_examples(tokenizer, examples, 512, calculator=calculator)
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for start in range(0, len(items), batch):
-            rows = collate(items[start : start + batch], True, tokenizer.pad_token_id or 0)
-            total += float(target_losses(model, rows, torch.device("cpu")).sum())
-            count += rows.num_targets
-    return total / count, count
+    items, stats = tokenize_examples(tokenizer, examples, cfg.max_length, calculator=calculator)
+    device = torch.device("cpu")
+    pad_id = tokenizer.pad_token_id or 0
+    loss = validation_loss(model, items, cfg, pad_id, device, autocast_for(cfg, device), Dist())
+    return loss, stats.supervised_tokens
 
 
 def main() -> None:
