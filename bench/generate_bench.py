@@ -10,7 +10,9 @@ With ``--samples N`` (sampled at ``--temperature``, no top-k/top-p, as RL rollou
 prompt gets N completions: ``plain`` calls ``generate`` with ``num_return_sequences=N`` on ``batch / N``
 prompts at a time, ``hf`` sends one request of n=N per prompt (its samples share one prefill),
 ``hf-unshared`` N requests of one sample (each prefilled), ``hf-sort-sampler`` the backend with the
-sampler it had before (the vocabulary sorted and one ``torch.multinomial`` call per row each step).
+sampler it had before (the vocabulary sorted and one ``torch.multinomial`` call per row each step),
+``hf-unchunked`` the backend with every decode row in one attention call over the batch's longest row
+(as before row chunks; its outputs are compared with the first hf mode's at the same batch size).
 
 CPU (issue 4):   python bench/generate_bench.py --dtypes float32,bfloat16 --draft-tokens 0,4
 CPU, sampled:    python bench/generate_bench.py --dtypes bfloat16 --samples 8 --temperature 1.0 \
@@ -40,7 +42,7 @@ from mathsft.generation.speed import forward_gflop_per_token, measured_peak_flop
 from mathsft.models import load_model, load_tokenizer
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gsm8k" / "test.jsonl"
-SAMPLE_NEXT = hf_module.sample_next
+SAMPLE_NEXT, CHUNK_ROWS = hf_module.sample_next, hf_module.CHUNK_ROWS
 SUFFIX = "\nPlease reason step by step, and put your final answer within \\boxed{}."
 
 
@@ -114,12 +116,15 @@ def bench_dtype(
     ceiling = measured_peak_flops(device, dtype) / 1e9 / forward_gflop_per_token(model_spec)
     print(f"{dtype}: ceiling {ceiling:.0f} tokens/s (matmul rate over GFLOP per token)", flush=True)
 
+    first_hf: dict[int, list[list[int]]] = {}  # greedy outputs of the first hf mode at each batch size
+
     def record(
         mode: str, batch: int, outputs: list[list[int]], seconds: float, ref_batch: int | None
     ) -> None:
         tokens = sum(len(o) for o in outputs)
         ref = references.get(ref_batch) if ref_batch is not None else None
         same = sum(a == b for a, b in zip(outputs, ref, strict=True)) if ref else None
+        hf_ref = first_hf.setdefault(batch, outputs) if mode.startswith("hf") and params.greedy else None
         row = {
             "mode": mode,
             "dtype": dtype,
@@ -129,6 +134,9 @@ def bench_dtype(
             "tokens_per_s": round(tokens / seconds, 1),
             "of_ceiling": round(tokens / seconds / ceiling, 3),
             "same_as_plain": same,
+            "same_as_first_hf": None
+            if hf_ref is None
+            else sum(a == b for a, b in zip(outputs, hf_ref, strict=True)),
         }
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -171,6 +179,8 @@ def bench_dtype(
             requests = [Request(c, n=samples, seed=i) for i, c in enumerate(chats)]
         if hf_mode == "hf-sort-sampler":
             hf_module.sample_next = sort_sampler
+        if hf_mode == "hf-unchunked":
+            hf_module.CHUNK_ROWS = batch
         try:
             backend.generate(requests[:1], dataclasses.replace(params, max_new_tokens=4))  # warm-up
             if profile:  # where the time goes: matmuls, attention, the many small element-wise ops
@@ -183,7 +193,7 @@ def bench_dtype(
             else:
                 results, seconds = timed(lambda b=backend, r=requests: b.generate(r, params))
         finally:
-            hf_module.sample_next = SAMPLE_NEXT
+            hf_module.sample_next, hf_module.CHUNK_ROWS = SAMPLE_NEXT, CHUNK_ROWS
         outputs = [c.extra["token_ids"] for cs in results for c in cs]
         ref_batch = (
             (batch if batch in references else next(iter(references), None)) if params.greedy else None

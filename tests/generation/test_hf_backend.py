@@ -547,3 +547,52 @@ def test_auto_dtype_is_bf16_only_where_the_device_computes_it_natively(
     monkeypatch.setattr(hf, "native_bf16", lambda device: False)
     assert hf.resolve_dtype("auto", "cpu") == "float32"
     assert hf.resolve_dtype("float32", "cpu") == "float32"  # an explicit dtype is kept
+
+
+def test_refill_order_keeps_slots_sorted_from_chunk_to_chunk(monkeypatch: Any) -> None:
+    from mathsft.generation import hf
+
+    monkeypatch.setattr(hf, "CHUNK_ROWS", 2)
+    positions = [10, 9, 8, 7, 6, 5, 4]  # slots 0..6, longest first; slot 1's row ends
+    moves = hf.refill_order(positions, 1)
+    assert moves == [(2, 1), (4, 2), (6, 4)]  # one move per later chunk, the last row fills the last hole
+    slots = list(positions)
+    for src, dst in moves:
+        slots[dst] = slots[src]
+    slots.pop()
+    chunks = [slots[i : i + 2] for i in range(0, len(slots), 2)]
+    assert chunks == [[10, 8], [6, 7], [4, 5]]  # every chunk holds rows no longer than the one before
+    assert hf.refill_order(positions, 6) == []  # the last row ended: nothing to move
+    assert hf.refill_order(positions, 5) == [(6, 5)]
+
+
+def test_attention_in_row_chunks_reads_less_cache_and_changes_no_token(
+    tiny_model_dir: Path, monkeypatch: Any
+) -> None:
+    """Rows of a decode step attend in chunks, each over the cache positions its own rows reach: fewer
+    positions read than the step's longest row, and every token as one row decoded alone gives."""
+    from mathsft.generation import hf
+
+    monkeypatch.setattr(hf, "CHUNK_ROWS", 2)
+    reads: list[tuple[int, int]] = []  # (positions a chunk read, the step's widest)
+    attention = hf.grouped_sdpa_attention
+
+    def recording(
+        module: nn.Module, query: torch.Tensor, key: torch.Tensor, *args: Any, **kwargs: Any
+    ) -> Any:
+        reads.extend((c.width, key.shape[2]) for c in kwargs.get(hf.ROW_CHUNKS) or [])
+        return attention(module, query, key, *args, **kwargs)
+
+    monkeypatch.setattr(hf, "grouped_sdpa_attention", recording)
+    backend = HFBackend(str(tiny_model_dir), dtype="float32", batch_size=5)
+    prompts = [p + " Answer:" * k for k, p in enumerate(PROMPTS)]  # distinct lengths
+    batched = texts(backend.generate([Request(p) for p in prompts], SamplingParams(max_new_tokens=20)))
+    assert reads and any(width < widest for width, widest in reads)
+    single = HFBackend(str(tiny_model_dir), dtype="float32", batch_size=1)
+    alone = [texts(single.generate([Request(p)], SamplingParams(max_new_tokens=20)))[0] for p in prompts]
+    assert batched == alone
+    sampled = SamplingParams(max_new_tokens=20, temperature=1.0, seed=3)
+    request = [Request(p, n=3) for p in prompts]
+    assert texts(backend.generate(request, sampled)) == texts(
+        HFBackend(str(tiny_model_dir), dtype="float32", batch_size=15).generate(request, sampled)
+    )
