@@ -38,7 +38,7 @@ from mathsft.data import load_problems, synthetic_problems
 from mathsft.generation import hf as hf_module
 from mathsft.generation.base import Request, SamplingParams
 from mathsft.generation.hf import HFBackend
-from mathsft.generation.speed import forward_gflop_per_token, measured_peak_flops
+from mathsft.generation.speed import forward_gflop_per_token, head_gflop_per_token, measured_peak_flops
 from mathsft.models import load_model, load_tokenizer
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gsm8k" / "test.jsonl"
@@ -113,10 +113,14 @@ def bench_dtype(
     rows: list[dict] = []
     references: dict[int, list[list[int]]] = {}
     # the decoding ceiling: this machine's matmul rate in this precision over the model's GFLOP per token
-    ceiling = measured_peak_flops(device, dtype) / 1e9 / forward_gflop_per_token(model_spec)
+    gflops, per_token = measured_peak_flops(device, dtype) / 1e9, forward_gflop_per_token(model_spec)
+    ceiling = gflops / per_token
+    per_prompt_token = per_token - head_gflop_per_token(model_spec)  # prefill computes no logits there
     print(f"{dtype}: ceiling {ceiling:.0f} tokens/s (matmul rate over GFLOP per token)", flush=True)
 
     first_hf: dict[int, list[list[int]]] = {}  # greedy outputs of the first hf mode at each batch size
+    # the prompts' prefill: as much work per token as a generated one, so the share of the machine used counts it
+    prompt_tokens = sum(len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"])
 
     def record(
         mode: str, batch: int, outputs: list[list[int]], seconds: float, ref_batch: int | None
@@ -133,6 +137,10 @@ def bench_dtype(
             "seconds": round(seconds, 2),
             "tokens_per_s": round(tokens / seconds, 1),
             "of_ceiling": round(tokens / seconds / ceiling, 3),
+            "prompt_tokens": prompt_tokens,
+            "of_ceiling_with_prompts": round(
+                (tokens * per_token + prompt_tokens * per_prompt_token) / seconds / gflops, 3
+            ),
             "same_as_plain": same,
             "same_as_first_hf": None
             if hf_ref is None
@@ -271,14 +279,18 @@ def main(argv: list[str] | None = None) -> None:
         )
     print()
     print(
-        "| mode | dtype | batch | generated tokens | seconds | tokens/s | of the ceiling | greedy same as plain |"
+        "| mode | dtype | batch | generated tokens | seconds | tokens/s | of the ceiling | with the prompts "
+        "| greedy same as plain | as the first hf mode |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
-        same = f"{r['same_as_plain']}/{len(prompts)}" if r["same_as_plain"] is not None else "-"
+        same = [
+            f"{r[k]}/{len(prompts)}" if r[k] is not None else "-"
+            for k in ("same_as_plain", "same_as_first_hf")
+        ]
         print(
             f"| {r['mode']} | {r['dtype']} | {r['batch']} | {r['tokens']} | {r['seconds']} | {r['tokens_per_s']} "
-            f"| {r['of_ceiling']:.0%} | {same} |"
+            f"| {r['of_ceiling']:.0%} | {r['of_ceiling_with_prompts']:.0%} | {same[0]} | {same[1]} |"
         )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))

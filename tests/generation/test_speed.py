@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,18 @@ def test_an_hf_eval_reports_its_rate_against_the_ceiling(tmp_path: Path, tiny_mo
     summary = run_eval(cfg, problems=problems, backend=backend)
     reported = summary["decode_ceiling"]
     assert reported["fraction"] == round(summary["tokens_per_s"] / reported["ceiling_tokens_per_s"], 3)
+    # the prompts' prefill counted too: every token the forward passes took
+    rows = [json.loads(line) for line in (tmp_path / "eval" / "results.jsonl").read_text().splitlines()]
+    assert summary["prompt_tokens"] == sum(len(backend.encode(r["prompt"])) for r in rows)
+    head = (
+        2 * backend.model.config.hidden_size * backend.model.config.vocab_size / 1e9
+    )  # prompts skip the head
+    assert reported["prompt_gflop_per_token"] == round(reported["gflop_per_token"] - head, 4)
+    gflop = summary["generated_tokens"] * reported["gflop_per_token"]
+    gflop += summary["prompt_tokens"] * reported["prompt_gflop_per_token"]
+    assert reported["fraction_with_prompts"] == round(
+        gflop / summary["generation_s"] / reported["matmul_gflops"], 3
+    )
     assert (
         "float32" in reported["peak_measured"]
         and f"{torch.get_num_threads()} threads" in reported["peak_measured"]
