@@ -119,6 +119,13 @@ def test_top_k_and_top_p_keep_only_the_tokens_they_name() -> None:
     assert set(plain.tolist()) == {0, 1, 2, 3, 4}
 
 
+def test_greedy_tokens_in_bf16_are_the_first_of_equal_maxima() -> None:
+    logits = torch.randn(64, 4096).to(torch.bfloat16)  # bf16's 8-bit mantissa makes ties common
+    logits[0, 7] = logits[0, 9] = logits[0].max() + 1  # a tie for the maximum: the first index wins
+    picked = sample_next(logits, GREEDY, [None] * 64)
+    assert picked[0] == 7 and torch.equal(picked, logits.argmax(dim=-1))
+
+
 def test_stop_string_truncates_and_reports_stop(backend: HFBackend) -> None:
     (full,) = backend.generate([Request(PROMPTS[0])], GREEDY)[0]
     assert full.finish_reason == "length"  # a random model does not emit EOS within 12 tokens
