@@ -18,10 +18,12 @@ from rich.console import Console
 
 from mathsft.evaluation.metrics import mcnemar_exact
 
-# Fraction of the measured matmul rate each kind of work reached, in this module's FLOP counts: the main job
-# on a 2-core AVX2 EPYC in fp32 (baseline eval at batch 128 with the calculator: 4.6 min; 56 SFT steps with
-# 6 layers frozen: 9.5 min). Other machines differ; the plan corrects itself after each stage.
-EFFICIENCY = {"eval": 0.48, "train": 0.75}
+# Fraction of the measured matmul rate each kind of work reached, in this module's FLOP counts, in the main job:
+# fp32 on a 2-core AVX2 EPYC (baseline eval at batch 128 with the calculator: 4.6 min; 56 SFT steps with 6 layers
+# frozen: 9.5 min), bf16 on a 2-core Zen 5 (three data seeds: baseline eval 1.2-1.4 min, SFT 2.5-3.0 min; 0.22-0.30
+# and 0.35-0.47). bf16 matmuls run ~5x faster there, so the work around them (attention over the KV cache, norms,
+# Python) takes a larger share. Other machines differ; the plan corrects itself after each stage.
+EFFICIENCY = {"fp32": {"eval": 0.48, "train": 0.75}, "bf16": {"eval": 0.25, "train": 0.40}}
 GENERATED_SHARE = 0.85  # of max_new_tokens, on average: the base model mostly loops to the limit
 
 
@@ -43,8 +45,11 @@ class Plan:
     dtype: str
     gflops: float  # measured matmul rate, GFLOP/s
     stages: list[StagePlan] = field(default_factory=list)
-    efficiency: dict[str, float] = field(default_factory=lambda: dict(EFFICIENCY))
+    efficiency: dict[str, float] = field(default_factory=dict)  # default: EFFICIENCY[dtype]
     notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.efficiency = self.efficiency or dict(EFFICIENCY.get(self.dtype, EFFICIENCY["fp32"]))
 
     def estimate(self) -> None:
         for stage in self.stages:

@@ -44,3 +44,14 @@ def test_a_measured_stage_re_estimates_the_stages_of_its_kind() -> None:
     assert plan.remaining_s() == 120.0 + 120.0
     plan.finished("train", 0.0)  # reused from an earlier run: says nothing about this machine
     assert plan.efficiency["train"] == 0.5 and plan.remaining_s() == 120.0
+
+
+def test_a_plan_starts_from_the_efficiency_measured_in_its_dtype() -> None:
+    fp32, bf16 = Plan("cpu", "fp32", gflops=100.0), Plan("cpu", "bf16", gflops=100.0)
+    # bf16's matmuls are so fast that the rest of a step weighs more: a smaller share of the peak
+    assert (
+        bf16.efficiency["eval"] < fp32.efficiency["eval"]
+        and bf16.efficiency["train"] < fp32.efficiency["train"]
+    )
+    bf16.efficiency["eval"] = 0.1
+    assert Plan("cpu", "bf16", gflops=100.0).efficiency["eval"] != 0.1  # each plan has its own copy
