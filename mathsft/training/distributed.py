@@ -247,9 +247,10 @@ class Dist:
         if self.is_main:
             unsharded(model, full).save_pretrained(tmp, safe_serialization=True)
             tokenizer.save_pretrained(tmp)
-            torch.save(
-                {**state, "world_size": self.world, "optimizer_stepped": stepped}, tmp / ckpt.STATE_FILE
-            )
+            if name != ckpt.FINAL:  # without its sharded state a final is no place to resume from
+                torch.save(
+                    {**state, "world_size": self.world, "optimizer_stepped": stepped}, tmp / ckpt.STATE_FILE
+                )
             if target.exists():
                 import shutil
 

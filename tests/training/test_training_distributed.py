@@ -7,6 +7,7 @@ micro-batch counts."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -139,12 +140,35 @@ def test_kill_and_resume_with_two_processes_ends_equal(
             assert time.monotonic() < deadline
             time.sleep(0.05)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        kill_tree(proc)
     assert not (out / "checkpoints" / "final").exists()
     run(command(2, tiny_model_dir, files, out))
     resumed, straight = weights(out), weights(runs[2])
     assert all(bool((resumed[k] == straight[k]).all()) for k in straight)
+
+
+def kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL torchrun and its ranks, as a lost machine would: the ranks run in sessions of their own, so
+    killing torchrun's process group alone leaves them training (and writing) on."""
+    import psutil
+
+    ranks = psutil.Process(proc.pid).children(recursive=True)
+    os.killpg(proc.pid, signal.SIGKILL)
+    for rank in ranks:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            rank.kill()
+    psutil.wait_procs(ranks, timeout=30)
+    proc.wait()
+
+
+def test_a_finished_runs_final_is_not_where_a_rerun_resumes(runs: dict) -> None:
+    """A 2-process final holds the HF export only (no sharded optimizer or RNG state): a rerun that still owes
+    its validation resumes from the newest step checkpoint instead of failing to load the final's."""
+    from mathsft.training.checkpoint import latest_checkpoint
+
+    latest = latest_checkpoint(runs[2] / "checkpoints")
+    assert latest is not None and latest.name.startswith("step-") and (latest / "dcp").is_dir()
+    assert latest_checkpoint(runs[1] / "checkpoints").name == "final"  # one process: the final resumes
 
 
 def test_a_world_size_change_is_refused(
