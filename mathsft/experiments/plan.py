@@ -20,9 +20,10 @@ from mathsft.evaluation.metrics import mcnemar_exact
 
 # Fraction of the measured matmul rate each kind of work reached, in this module's FLOP counts, in the main job:
 # fp32 on a 2-core AVX2 EPYC (baseline eval at batch 128 with the calculator: 4.6 min; 56 SFT steps with 6 layers
-# frozen: 9.5 min), bf16 on a 2-core Zen 5 (three data seeds: baseline eval 1.2-1.4 min, SFT 2.5-3.0 min; 0.22-0.30
-# and 0.35-0.47). bf16 matmuls run ~5x faster there, so the work around them (attention over the KV cache, norms,
-# Python) takes a larger share. Other machines differ; the plan corrects itself after each stage.
+# frozen: 9.5 min), bf16 on a 2-core Zen 5 (three data seeds: baseline evals of 1.2-1.4 min reached 0.22-0.30 of
+# the rate, SFT of 2.5-3.0 min 0.35-0.47). bf16 matmuls run ~5x faster there, so the work around them (attention
+# over the KV cache, norms, Python) takes a larger share. Other machines differ; the plan corrects itself after
+# each stage.
 EFFICIENCY = {"fp32": {"eval": 0.48, "train": 0.75}, "bf16": {"eval": 0.25, "train": 0.40}}
 GENERATED_SHARE = 0.85  # of max_new_tokens, on average: the base model mostly loops to the limit
 
