@@ -60,6 +60,10 @@ class Plan:
     def remaining_s(self) -> float:
         return sum(s.seconds for s in self.stages if not s.done)
 
+    def holds(self, name: str) -> bool:
+        """Whether the plan estimated stage ``name`` (RL is not estimated)."""
+        return any(s.name == name for s in self.stages)
+
     def finished(self, name: str, seconds: float) -> None:
         """Record a stage's real time; the other stages of its kind are estimated again at its rate."""
         stage = next(s for s in self.stages if s.name == name)

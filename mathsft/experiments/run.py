@@ -293,18 +293,35 @@ def finetune(cfg: ExperimentConfig, examples: list[SFTExample], val: list[Proble
 # The experiment
 
 
+STAGE_TIMES = "stages.json"  # each stage's wall time, seconds, by stage folder
+
 # eval folder of each stage, and the label it gets in tables ("before training": the config's model, base or not)
 STAGES = {"baseline": "before training", "final": "after SFT", "rl-final": "after RL"}
 
 
 @contextmanager
-def timed(plan: Plan, stage: str, reused: bool, console: Console) -> Iterator[None]:
-    """Time a stage the plan holds; a stage that ran tells the plan its real time, and the rest is re-estimated."""
+def timed(plan: Plan, stage: str, reused: bool, console: Console, out: Path) -> Iterator[None]:
+    """Time a stage: one that ran keeps its wall time in ``OUT/stages.json`` (the report's stage table) and
+    tells the plan, which estimates the rest again; one reused on resume keeps the time it took then."""
     begin = time.perf_counter()
     yield
-    plan.finished(stage, 0.0 if reused else time.perf_counter() - begin)
+    seconds = 0.0 if reused else time.perf_counter() - begin
     if not reused:
-        plan.print_progress(console, stage)
+        record_stage(out, stage, seconds)
+    if plan.holds(stage):
+        plan.finished(stage, seconds)
+        if not reused:
+            plan.print_progress(console, stage)
+    elif not reused:
+        console.print(f"[bold]{stage}[/bold] took {seconds / 60:.1f} min")
+
+
+def record_stage(out: Path, stage: str, seconds: float) -> None:
+    """Write a stage's wall time into ``OUT/stages.json``. A stage resumed after a kill counts from the resume."""
+    path = out / STAGE_TIMES
+    times = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    times[stage] = round(seconds, 1)
+    path.write_text(json.dumps(times, indent=2) + "\n", encoding="utf-8")
 
 
 @dataclass
@@ -343,18 +360,20 @@ def run_experiment(cfg: ExperimentConfig, console: Console | None = None) -> Exp
     stages: dict[str, dict[str, Any]] = {}
     n_test = len(prepared.test)
     if cfg.baseline:
-        with timed(plan, "baseline", eval_complete(heldout_dir(cfg, out / "baseline"), n_test), console):
+        with timed(plan, "baseline", eval_complete(heldout_dir(cfg, out / "baseline"), n_test), console, out):
             stages["baseline"] = evaluate(cfg, cfg.model, prepared.test, out / "baseline")
     checkpoint = None
     if cfg.sft:
-        with timed(plan, "train", train_done(out / "train"), console):
+        with timed(plan, "train", train_done(out / "train"), console, out):
             checkpoint = finetune(cfg, training_examples(cfg, prepared, out), prepared.val, out / "train")
-        with timed(plan, "final", eval_complete(heldout_dir(cfg, out / "final"), n_test), console):
+        with timed(plan, "final", eval_complete(heldout_dir(cfg, out / "final"), n_test), console, out):
             stages["final"] = evaluate(cfg, str(checkpoint), prepared.test, out / "final")
     if cfg.rl is not None:
         begin = str(checkpoint) if cfg.rl_from == "sft" else cfg.model
-        policy = reinforce(cfg, begin, prepared, out / "rl")
-        stages["rl-final"] = evaluate(cfg, str(policy), prepared.test, out / "rl-final")
+        with timed(plan, "rl", train_done(out / "rl"), console, out):
+            policy = reinforce(cfg, begin, prepared, out / "rl")
+        with timed(plan, "rl-final", eval_complete(heldout_dir(cfg, out / "rl-final"), n_test), console, out):
+            stages["rl-final"] = evaluate(cfg, str(policy), prepared.test, out / "rl-final")
     runs = [load_eval_run(heldout_dir(cfg, out / name), name) for name in stages]
     comparisons = [compare_runs(a, b) for i, a in enumerate(runs) for b in runs[i + 1 :]]
     if cfg.baseline and comparisons:

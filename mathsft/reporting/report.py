@@ -125,6 +125,7 @@ class Collected:
     sweeps: dict[str, dict[str, Any]] = field(default_factory=dict)  # sweep.json of sweep directories
     recipes: dict[str, dict[str, Any]] = field(default_factory=dict)  # recipe: sections of experiment configs
     suite_stages: dict[str, Path] = field(default_factory=dict)  # folders of several suites (suites.json)
+    stage_times: dict[str, tuple[Path, dict[str, float]]] = field(default_factory=dict)  # stages.json of runs
 
 
 def load_eval_run(path: str | Path, name: str | None = None) -> EvalRun:
@@ -206,6 +207,8 @@ def _walk(path: Path, root: Path, label: str, found: Collected, depth: int, seve
         found.sweeps[name] = _read_json(path / "sweep.json")
     if (path / "suites.json").is_file():
         found.suite_stages[name] = path
+    if (path / "stages.json").is_file():
+        found.stage_times[name] = (path, _read_json(path / "stages.json"))
     if depth >= MAX_DEPTH:
         return
     for child in sorted((c for c in path.iterdir() if c.is_dir()), key=_stage_key):
@@ -607,6 +610,7 @@ def write_report(
     for name, sweep in found.sweeps.items():
         _sweep_section(doc, name, sweep, found, out_dir)
     _curves_section(doc, found, out_dir)
+    _stages_section(doc, found)
     _breakdown_section(doc, found)
     _failures_section(doc, found, max_failures)
     _setup_section(doc, found)
@@ -786,6 +790,40 @@ def _rl_table(doc: Doc, runs: list[TrainRun]) -> None:
     ]
     headers += ["mean response tokens", "rollout / update tok/s", "last validation acc"]
     doc.table(headers, rows)
+
+
+def _stages_section(doc: Doc, found: Collected) -> None:
+    """Each stage of a ``mathsft run`` with its wall time and the tokens it generated or trained on: what
+    two arms of an equal-compute comparison each spent."""
+    for name, (path, times) in found.stage_times.items():
+        doc.heading(2, "Stages" if len(found.stage_times) == 1 else f"Stages: {name}")
+        rows = [
+            [stage, f"{seconds / 60:.1f} min", stage_work(path / stage, found)]
+            for stage, seconds in times.items()
+        ]
+        doc.table(["stage", "wall time", "work"], rows)
+
+
+def stage_work(folder: Path, found: Collected) -> str:
+    """What a stage folder holds, in tokens: an eval's generated and prompt tokens (all its suites), an SFT
+    run's trained tokens, an RL run's sampled and trained tokens."""
+    evals = [e for e in found.evals if folder in (e.path, e.path.parent)]
+    if evals:
+        generated = sum(int(e.summary.get("generated_tokens", 0)) for e in evals)
+        prompts = sum(int(e.summary.get("prompt_tokens", 0)) for e in evals)
+        problems = sum(int(e.summary["n"]) for e in evals)
+        return f"{problems:,} problems: {generated:,} tokens generated, {prompts:,} prompt tokens"
+    run = next((t for t in found.trains if t.path == folder), None)
+    if run is None:
+        return "–"
+    steps = {int(r["train_step"]): r for r in run.metrics if "train/tokens" in r or "rl/reward_mean" in r}
+    if any("rl/reward_mean" in r for r in steps.values()):
+        sampled = sum(int(r.get("rl/generated_tokens", 0)) for r in steps.values())
+        trained = sum(int(r.get("rl/update_tokens", 0)) for r in steps.values())
+        return f"RL, {len(steps)} steps: {sampled:,} tokens sampled, {trained:,} trained on"
+    trained = sum(int(r["train/tokens"]) for r in steps.values())
+    supervised = sum(int(r.get("train/supervised_tokens", 0)) for r in steps.values())
+    return f"SFT, {len(steps)} steps: {trained:,} tokens trained on ({supervised:,} supervised)"
 
 
 def _breakdown_section(doc: Doc, found: Collected) -> None:

@@ -310,6 +310,8 @@ def step_row(cfg: RLConfig, done: int, rollouts: Rollouts, stats: UpdateStats, t
         "rl/lr": stats.lr,
         "rl/grad_norm": stats.grad_norm,
         "rl/clip_fraction": stats.clip_fraction,
+        "rl/generated_tokens": generated,
+        "rl/update_tokens": stats.tokens,
         "rl/rollout_tokens_per_s": generated / max(times["generate"], 1e-9),
         "rl/update_tokens_per_s": stats.tokens / max(times["update"], 1e-9),
         "rl/rollout_s": times["rollout"],

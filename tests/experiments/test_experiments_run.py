@@ -171,9 +171,19 @@ def test_base_sft_rl_stages_side_by_side_then_resume(smollm2_dir: Path, tmp_path
     assert pairs == [("baseline", "final"), ("baseline", "rl-final"), ("final", "rl-final")]
     report = (out / "report" / "report.md").read_text()
     assert "reward.png" in report and "| rl-final |" in report and "RL run" in report
+    times = json.loads((out / "stages.json").read_text())  # what each arm of a comparison spent
+    assert list(times) == ["baseline", "train", "final", "rl", "rl-final"] and min(times.values()) > 0
+    assert (
+        "| rl | " in report
+        and "RL, 2 steps: " in report
+        and "| train | " in report
+        and "SFT, 1 steps: " in report
+    )
+    assert "6 problems: " in report
     before = mtimes(out / "rl") | {f"e/{k}": v for k, v in mtimes(out / "rl-final").items()}
     run_experiment(load_experiment(None, overrides, base=MAIN_JOB))  # what `mathsft run` ran
     assert before == mtimes(out / "rl") | {f"e/{k}": v for k, v in mtimes(out / "rl-final").items()}
+    assert json.loads((out / "stages.json").read_text()) == times  # reused stages keep the time they took
 
 
 def test_rl_stage_config_errors_are_clear() -> None:

@@ -102,6 +102,12 @@ def test_the_run_directory_is_complete(straight: Path) -> None:
     keys = {"rl/pass_rate", "rl/zero_signal_fraction", "rl/response_tokens", "rl/clip_fraction", "rl/kl"}
     keys |= {"rl/entropy", "rl/rollout_tokens_per_s", "rl/update_tokens_per_s", "rl/calculator", "rl/lr"}
     assert all(keys <= r.keys() for r in train if r["rl/zero_signal_fraction"] < 1)
+    for (
+        r
+    ) in train:  # the counts a run's stage table adds up: every drawn sample's tokens, every forwarded one
+        drawn = r["rl/sampled_groups"] * GROUP
+        assert r["rl/generated_tokens"] == pytest.approx(r["rl/response_tokens"] * drawn)
+        assert r["rl/update_tokens"] > 0 or r["rl/zero_signal_fraction"] == 1
     assert max(r["rl/clip_fraction"] for r in train) > 0  # the second update of a batch is off policy
     assert all(r["rl/kl"] >= 0 for r in train if "rl/kl" in r)
     validation = [r for r in metrics if "eval/accuracy" in r]
