@@ -10,6 +10,7 @@ import hashlib
 import json
 import platform
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -225,6 +226,16 @@ def make_eval_backend(cfg: EvalConfig) -> Backend:
     return make_backend(cfg.backend, cfg.model, **options)
 
 
+@dataclass
+class _Generation:
+    """What one call of the backend produced, for the summary's speed keys."""
+
+    generated_tokens: int = 0
+    prompt_tokens: int = 0  # a request's samples share one prefill
+    seconds: float = 0.0
+    ceiling: dict[str, Any] | None = None  # the machine's decode ceiling (in-process engines only)
+
+
 def run_eval(
     cfg: EvalConfig,
     problems: list[Problem] | None = None,
@@ -246,17 +257,8 @@ def run_eval(
     out.mkdir(parents=True, exist_ok=True)
     check_resume(cfg, out)
     save_resolved(cfg, out)
-    results_path = out / "results.jsonl"
-    if results_path.is_file():
-        cut = cut_partial_last_line(results_path)  # any other unreadable line stays an error
-        if cut:
-            console.print(
-                f"{results_path}: dropped a half-written last row ({cut} bytes); generating it again"
-            )
-    done = {r["id"] for r in read_results(out)} if results_path.is_file() else set()
-    wanted = {p.id for p in problems}
+    done = _resumable_ids(out, console)
     pending = [p for p in problems if p.id not in done]
-    prompts = build_prompts(cfg, pending)
     params = SamplingParams(
         max_new_tokens=cfg.max_new_tokens,
         temperature=cfg.temperature,
@@ -266,44 +268,17 @@ def run_eval(
         seed=cfg.seed,
         calculator=cfg.calculator,
     )
-    generated_tokens, prompt_tokens, gen_seconds, ceiling = 0, 0, 0.0, None
+    generation = _Generation()
     if pending:
         own_backend = backend is None
         backend = backend or make_eval_backend(cfg)
-        requests = [
-            Request(prompts[p.id], n=cfg.samples, seed=sample_seed(cfg.seed, p.id), key=p) for p in pending
-        ]
-        with results_path.open("a", encoding="utf-8") as sink, _progress(console) as progress:
-            task = progress.add_task(
-                f"eval {cfg.dataset}", total=len(wanted), completed=len(wanted) - len(pending)
-            )
-
-            def on_result(_: int, request: Request, completions: list[Completion]) -> None:
-                nonlocal generated_tokens, prompt_tokens
-                row = grade_row(cfg, request.key, request.prompt, completions)
-                sink.write(json.dumps(row, ensure_ascii=False) + "\n")
-                sink.flush()
-                generated_tokens += sum(c.completion_tokens for c in completions)
-                prompt_tokens += completions[0].prompt_tokens  # a request's samples share one prefill
-                progress.advance(task)
-
-            ceiling = decode_ceiling(backend)  # measured before the clock starts
-            t0 = time.perf_counter()
-            try:
-                backend.generate(requests, params, on_result=on_result)
-            finally:
-                gen_seconds = time.perf_counter() - t0
-                if own_backend:
-                    backend.close()
-    rows = [r for r in read_results(out) if r["id"] in wanted]
-    missing = wanted - {r["id"] for r in rows}
-    if missing:
-        raise MathsftError(
-            f"{len(missing)} problems got no result (e.g. {sorted(missing)[:3]}); rerun to resume"
-        )
-    order = {p.id: i for i, p in enumerate(problems)}
-    rows.sort(key=lambda r: order[r["id"]])
-    rate = generated_tokens / gen_seconds if gen_seconds > 0 else _previous_rate(out)
+        try:
+            generation = _generate(cfg, pending, len(problems), params, backend, out, console)
+        finally:
+            if own_backend:
+                backend.close()
+    rows = _rows_in_order(out, problems)
+    rate = generation.generated_tokens / generation.seconds if generation.seconds > 0 else _previous_rate(out)
     summary = {
         "model": cfg.model,
         "dataset": cfg.dataset,
@@ -312,14 +287,10 @@ def run_eval(
         **summarize(cfg, rows),
         "tokens_per_s": rate,
         # the rate against this machine's matmul ceiling (an in-process engine only)
-        **(
-            {"decode_ceiling": _ceiling_fractions(ceiling, generated_tokens, prompt_tokens, gen_seconds)}
-            if ceiling
-            else {}
-        ),
-        "generated_tokens": generated_tokens,
-        "prompt_tokens": prompt_tokens,
-        "generation_s": gen_seconds,
+        **({"decode_ceiling": _ceiling_fractions(generation)} if generation.ceiling else {}),
+        "generated_tokens": generation.generated_tokens,
+        "prompt_tokens": generation.prompt_tokens,
+        "generation_s": generation.seconds,
         "prompt_template": cfg.prompt,
         "prompt_template_hash": get_template(cfg.prompt).digest(),
         "calculator": cfg.calculator,
@@ -335,14 +306,74 @@ def run_eval(
     return summary
 
 
-def _ceiling_fractions(
-    ceiling: dict[str, Any], generated: int, prompts: int, seconds: float
-) -> dict[str, Any]:
+def _resumable_ids(out: Path, console: Console) -> set[str]:
+    """The ids already in ``results.jsonl``; a half-written last row (a kill mid-write) is cut and redone."""
+    results_path = out / "results.jsonl"
+    if not results_path.is_file():
+        return set()
+    cut = cut_partial_last_line(results_path)  # any other unreadable line stays an error
+    if cut:
+        console.print(f"{results_path}: dropped a half-written last row ({cut} bytes); generating it again")
+    return {r["id"] for r in read_results(out)}
+
+
+def _generate(
+    cfg: EvalConfig,
+    pending: list[Problem],
+    total: int,
+    params: SamplingParams,
+    backend: Backend,
+    out: Path,
+    console: Console,
+) -> _Generation:
+    """Generate for ``pending``, grading and appending each problem's row as it finishes (nothing is lost)."""
+    prompts = build_prompts(cfg, pending)
+    requests = [
+        Request(prompts[p.id], n=cfg.samples, seed=sample_seed(cfg.seed, p.id), key=p) for p in pending
+    ]
+    generation = _Generation()
+    with (out / "results.jsonl").open("a", encoding="utf-8") as sink, _progress(console) as progress:
+        task = progress.add_task(f"eval {cfg.dataset}", total=total, completed=total - len(pending))
+
+        def on_result(_: int, request: Request, completions: list[Completion]) -> None:
+            row = grade_row(cfg, request.key, request.prompt, completions)
+            sink.write(json.dumps(row, ensure_ascii=False) + "\n")
+            sink.flush()
+            generation.generated_tokens += sum(c.completion_tokens for c in completions)
+            generation.prompt_tokens += completions[0].prompt_tokens
+            progress.advance(task)
+
+        generation.ceiling = decode_ceiling(backend)  # measured before the clock starts
+        t0 = time.perf_counter()
+        try:
+            backend.generate(requests, params, on_result=on_result)
+        finally:
+            generation.seconds = time.perf_counter() - t0
+    return generation
+
+
+def _rows_in_order(out: Path, problems: list[Problem]) -> list[dict[str, Any]]:
+    """Every problem's row from ``results.jsonl``, in the problems' order; an error if any is missing."""
+    wanted = {p.id for p in problems}
+    rows = [r for r in read_results(out) if r["id"] in wanted]
+    missing = wanted - {r["id"] for r in rows}
+    if missing:
+        raise MathsftError(
+            f"{len(missing)} problems got no result (e.g. {sorted(missing)[:3]}); rerun to resume"
+        )
+    order = {p.id: i for i, p in enumerate(problems)}
+    rows.sort(key=lambda r: order[r["id"]])
+    return rows
+
+
+def _ceiling_fractions(generation: _Generation) -> dict[str, Any]:
     """``fraction``: generated tokens/s over the ceiling. ``fraction_with_prompts``: the share of the machine's
     matmul rate the linears of every forward used, the prompts' prefill included (GSM8K's prompts are ~0.6x
     its responses' tokens, so ``fraction`` stays well below 1 even for an engine at the matmul rate)."""
+    ceiling, seconds = generation.ceiling or {}, generation.seconds
     if seconds <= 0:
         return ceiling
+    generated, prompts = generation.generated_tokens, generation.prompt_tokens
     gflop = generated * ceiling["gflop_per_token"] + prompts * ceiling["prompt_gflop_per_token"]
     return ceiling | {
         "fraction": round(generated / seconds / ceiling["ceiling_tokens_per_s"], 3),

@@ -41,7 +41,6 @@ from mathsft.rl.config import RLConfig
 from mathsft.rl.objective import TokenTerms, clipped, kl_k3, token_objective, token_weights
 from mathsft.rl.rollout import Engine, Sample, signal_free_groups
 from mathsft.rl.sampling import Collector, Rollouts, by_group, has_signal
-from mathsft.training import checkpoint as ckpt
 from mathsft.training.data import load_val_problems
 from mathsft.training.distributed import Dist
 from mathsft.training.loop import (
@@ -403,15 +402,7 @@ def _rl(
                 if metrics is not None and (done % cfg.log_every == 0 or done == total):
                     metrics.write(row)
                 advance(row["rl/reward_mean"])
-                name = ckpt.FINAL if done == total else ckpt.step_name(done)
-                if done in to_validate:
-                    validation.owe(done)
-                    path = save(done, name)  # the eval loads the checkpoint, as SFT's validation does
-                    if validation.wanted:
-                        validation.start(done, path)
-                elif done == total or done in saves:
-                    save(done, name)
-                validation.collect()
+                validation.end_of_step(done, total, saves, save)
         validation.finish()
     finally:
         if engine is not None:

@@ -211,19 +211,7 @@ def build_sft(
         problem_rows = by_problem.get(problem.id, [])
         if not problem_rows:
             continue
-        targets = {
-            r["sample_index"]: clean_trace(
-                r["response"],
-                r.get("reasoning"),
-                r.get("extracted"),
-                think=cfg.think,
-                drop_patterns=cfg.drop_patterns,
-                box_answer=cfg.box_answer,
-                answer_line=cfg.answer_line,
-            )
-            for r in problem_rows
-            if r.get("correct")
-        }
+        targets = _targets(cfg, problem_rows)
         selection = select_problem(
             problem_rows,
             targets,
@@ -237,24 +225,9 @@ def build_sft(
         rejected.update(selection.rejected)
         pass_rates[problem.id] = selection.pass_rate
         prompt = build_prompt(cfg, problem)
-        for row in selection.accepted:
-            messages = list(prompt) if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
-            messages.append({"role": "assistant", "content": targets[row["sample_index"]]})
-            examples.append(
-                SFTExample(
-                    id=f"{problem.id}/sample-{row['sample_index']}",
-                    messages=messages,
-                    source="traces",
-                    meta={
-                        "problem_id": problem.id,
-                        "sample_index": row["sample_index"],
-                        "answer": row.get("extracted"),
-                        "gold": problem.answer,
-                        "teacher": cfg.model,
-                        **{k: problem.meta[k] for k in ("subject", "level", "split") if k in problem.meta},
-                    },
-                )
-            )
+        examples += [
+            _example(cfg, problem, prompt, row, targets[row["sample_index"]]) for row in selection.accepted
+        ]
         for name in ("subject", "level"):
             if name in problem.meta:
                 counts = groups[name][str(problem.meta[name])]
@@ -277,6 +250,44 @@ def build_sft(
         "breakdown": breakdown,
     }
     return examples, selection_stats
+
+
+def _targets(cfg: TracesConfig, rows: list[dict[str, Any]]) -> dict[int, str]:
+    """Each correct sample's SFT target by sample index: its trace cleaned as ``cfg`` says."""
+    return {
+        r["sample_index"]: clean_trace(
+            r["response"],
+            r.get("reasoning"),
+            r.get("extracted"),
+            think=cfg.think,
+            drop_patterns=cfg.drop_patterns,
+            box_answer=cfg.box_answer,
+            answer_line=cfg.answer_line,
+        )
+        for r in rows
+        if r.get("correct")
+    }
+
+
+def _example(
+    cfg: TracesConfig, problem: Problem, prompt: Any, row: dict[str, Any], target: str
+) -> SFTExample:
+    """An accepted sample as an SFT example: the eval prompt, then the cleaned trace as the reply."""
+    messages = list(prompt) if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
+    messages.append({"role": "assistant", "content": target})
+    return SFTExample(
+        id=f"{problem.id}/sample-{row['sample_index']}",
+        messages=messages,
+        source="traces",
+        meta={
+            "problem_id": problem.id,
+            "sample_index": row["sample_index"],
+            "answer": row.get("extracted"),
+            "gold": problem.answer,
+            "teacher": cfg.model,
+            **{k: problem.meta[k] for k in ("subject", "level", "split") if k in problem.meta},
+        },
+    )
 
 
 def _contamination(cfg: TracesConfig, accepted: list[Problem]) -> dict[str, Any]:

@@ -50,7 +50,13 @@ from mathsft.training.memory import (
 from mathsft.training.metrics import MetricsLog, compile_seconds, cpu_bf16_warning, model_flops
 from mathsft.training.packing import Batch, collate, micro_batches, register_packed_attention
 from mathsft.training.preflight import write_preflight
-from mathsft.training.tokenize import Tokenized, chat_template_digest, render, tokenize_cached
+from mathsft.training.tokenize import (
+    Tokenized,
+    TokenizeStats,
+    chat_template_digest,
+    render,
+    tokenize_cached,
+)
 from mathsft.training.validate import Validation, validation_loss
 
 log = logging.getLogger("mathsft.training")
@@ -419,21 +425,8 @@ def _train(
         raise MathsftError("no training examples")
 
     tokenizer = load_tokenizer(cfg.model, padding_side="right")
-    items, stats, cache_key = tokenize_cached(
-        tokenizer, examples, cfg.max_length, cfg.mask, cfg.overlong, cfg.calculator
-    )
-    if not items:
-        raise MathsftError(
-            f"every example is longer than max_length={cfg.max_length} ({stats.dropped_overlong} dropped, "
-            f"{stats.truncated} truncated): raise max_length or use overlong=truncate"
-        )
-    val_rows: list[Tokenized] = []
-    if val_problems:
-        with_solution = [p for p in val_problems if p.solution.strip()]
-        val_examples = problems_to_examples(with_solution, cfg.prompt, cfg.calculator)
-        val_rows, _, _ = tokenize_cached(
-            tokenizer, val_examples, cfg.max_length, cfg.mask, "truncate", cfg.calculator
-        )
+    items, stats, cache_key = _train_rows(cfg, tokenizer, examples)
+    val_rows = _val_rows(cfg, tokenizer, val_problems)
     total = total_steps(cfg, len(items))
     setup = build(cfg, total, dist)
     model, device = setup.model, setup.device
@@ -452,67 +445,8 @@ def _train(
             "chat_template_hash": chat_template_digest(tokenizer),
             "prompt_template_hash": get_template(cfg.prompt).digest(),
         }
-        manifest = {
-            "model": cfg.model,
-            "model_dir": str(resolve_model(cfg.model)),
-            "data": {
-                "source": cfg.data or "in-memory",
-                "dataset": cfg.dataset,
-                "hash": content_hash(examples),
-                "count": len(examples),
-            },
-            "val": {
-                "count": len(val_problems or []),
-                "hash": content_hash(val_problems) if val_problems else None,
-            },
-            "tokenization": {"cache_key": cache_key, **stats.to_dict()},
-            "total_steps": total,
-            "world_size": dist.world,
-            "versions": versions(),
-            **hashes,
-        }
-        (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        first = next(e for e in examples if e.id == items[0].example_id)
-        parts = render(tokenizer, first)
-        peak = cfg.peak_tflops * 1e12 if cfg.peak_tflops else measured_peak_flops(device.type, cfg.dtype)
-        slow_bf16 = cpu_bf16_warning() if device.type == "cpu" and cfg.dtype == "bf16" else None
-        warnings = [slow_bf16] if slow_bf16 else []
-        if "loss_chunk_tokens" in cfg.model_fields_set and cfg.loss_chunk_tokens and not can_chunk(model):
-            warnings.append(
-                "loss_chunk_tokens has no effect here: this model's head has a bias or its logits are "
-                "transformed after the head (soft-capping, scaling), so the loss runs on whole logits"
-            )
-        for warning in warnings:
-            log.warning("warning: %s", warning)
-        report = write_preflight(
-            out,
-            tokenizer,
-            items,
-            stats,
-            parts.response,
-            parts.end_of_turn,
-            padding_fraction(items, cfg, total),
-            hashes,
-            {
-                "max_length": cfg.max_length,
-                "mask": cfg.mask,
-                "calculator": cfg.calculator,
-                "packing": cfg.packing,
-                "prompt": cfg.prompt,
-                "total_steps": total,
-                "peak_flops": peak,
-                "peak_source": "stated" if cfg.peak_tflops else "measured matmul",
-                "warnings": warnings,
-            },
-        )
-        log.info(
-            "preflight: %d examples kept of %d, %.1f%% supervised tokens, %d steps (%s)",
-            stats.kept,
-            stats.examples,
-            100 * report["supervised_fraction"],
-            total,
-            out / "preflight.md",
-        )
+        _write_manifest(cfg, out, examples, val_problems, (stats, cache_key), total, dist.world, hashes)
+        peak = _write_preflight(cfg, out, tokenizer, setup, examples, items, stats, total, hashes)
     peak = dist.broadcast_float(peak if dist.is_main else 0.0)
 
     metrics = MetricsLog(out, cfg.log, start_step, cfg.model_dump(mode="json")) if dist.is_main else None
@@ -523,6 +457,9 @@ def _train(
 
     def save(step: int, name: str) -> Path:
         return save_state(setup, dist, folder, name, step, data, cfg.keep_last, validation.keep())
+
+    def val_loss() -> float:
+        return validation_loss(model, val_rows, cfg, pad_id, device, autocast, dist)
 
     validation.redo(total)
     model.train()
@@ -542,32 +479,13 @@ def _train(
             grad_norm, lr = optimizer_step(setup, dist, cfg.grad_clip, done)
             elapsed = time.perf_counter() - t0
             compiling = compile_seconds() - compiled_before
-            computing = max(elapsed - compiling, 1e-9)  # throughput: compile time is its own row key
-            lens = [len(r) for r in rows]
-            local_flops = model_flops(
-                _config(model),
-                setup.body_params,
-                sum(lens),
-                counts.local_targets,
-                lens,
-                frozen_body_params=setup.frozen_body_params,
-                frozen_layers=cfg.freeze_layers,
-                head_trains=setup.head_trains,
-            )
-            flops = float(dist.all_reduce_sum(torch.tensor([local_flops], dtype=torch.float64))[0])
+            flops = _step_flops(cfg, setup, dist, [len(r) for r in rows], counts.local_targets)
             row = {
                 "train_step": done,
                 "train/loss": counts.loss,
                 "train/lr": lr,
                 "train/grad_norm": grad_norm,
-                "train/tokens": counts.tokens,
-                "train/tokens_per_s": counts.tokens / computing,
-                "train/supervised_tokens": counts.targets,
-                "train/supervised_tokens_per_s": counts.targets / computing,
-                "train/padding_fraction": 1 - counts.tokens / max(counts.slots, 1),
-                "train/mfu": flops / computing / (peak * dist.world),
-                "train/step_s": elapsed,
-                "train/compile_s": compiling,
+                **_throughput(counts, elapsed, compiling, flops / (peak * dist.world)),
                 "train/epoch": done * cfg.batch_size / len(items),
             }
             if metrics is not None and (done % cfg.log_every == 0 or done == total):
@@ -575,22 +493,7 @@ def _train(
             advance(counts.loss)
             pace.append(row["train/supervised_tokens_per_s"])
             compiled += compiling
-
-            name = ckpt.FINAL if done == total else ckpt.step_name(done)
-            if done in to_validate:
-                validation.owe(done)
-                path = save(done, name)  # the eval loads the checkpoint
-                if val_rows:  # every rank takes part
-                    loss = validation_loss(model, val_rows, cfg, pad_id, device, autocast, dist)
-                    if validation.wanted:
-                        validation.losses[done] = loss  # the accuracy's row carries it
-                    elif metrics is not None:
-                        metrics.write({**validation.axes(done), "eval/loss": loss})
-                if validation.wanted:
-                    validation.start(done, path)
-            elif done == total or done in saves:
-                save(done, name)
-            validation.collect()
+            validation.end_of_step(done, total, saves, save, val_loss if val_rows else None)
     validation.finish()
     if metrics is not None:
         metrics.close()
@@ -604,6 +507,159 @@ def _train(
             compiled,
         )
     return out
+
+
+def _train_rows(
+    cfg: TrainConfig, tokenizer: Any, examples: list[SFTExample]
+) -> tuple[list[Tokenized], TokenizeStats, str]:
+    """The examples tokenized (cached on disk), their statistics and cache key; an error if none fits."""
+    items, stats, cache_key = tokenize_cached(
+        tokenizer, examples, cfg.max_length, cfg.mask, cfg.overlong, cfg.calculator
+    )
+    if not items:
+        raise MathsftError(
+            f"every example is longer than max_length={cfg.max_length} ({stats.dropped_overlong} dropped, "
+            f"{stats.truncated} truncated): raise max_length or use overlong=truncate"
+        )
+    return items, stats, cache_key
+
+
+def _val_rows(cfg: TrainConfig, tokenizer: Any, val_problems: list[Problem] | None) -> list[Tokenized]:
+    """The validation problems that have a reference solution, tokenized as training rows (for eval/loss)."""
+    if not val_problems:
+        return []
+    with_solution = [p for p in val_problems if p.solution.strip()]
+    val_examples = problems_to_examples(with_solution, cfg.prompt, cfg.calculator)
+    rows, _, _ = tokenize_cached(
+        tokenizer, val_examples, cfg.max_length, cfg.mask, "truncate", cfg.calculator
+    )
+    return rows
+
+
+def _write_manifest(
+    cfg: TrainConfig,
+    out: Path,
+    examples: list[SFTExample],
+    val_problems: list[Problem] | None,
+    tokenization: tuple[TokenizeStats, str],
+    total: int,
+    world: int,
+    hashes: dict[str, str],
+) -> None:
+    """``manifest.json``: what this run trained on (content hashes), with which code, so runs can be told apart."""
+    stats, cache_key = tokenization
+    manifest = {
+        "model": cfg.model,
+        "model_dir": str(resolve_model(cfg.model)),
+        "data": {
+            "source": cfg.data or "in-memory",
+            "dataset": cfg.dataset,
+            "hash": content_hash(examples),
+            "count": len(examples),
+        },
+        "val": {
+            "count": len(val_problems or []),
+            "hash": content_hash(val_problems) if val_problems else None,
+        },
+        "tokenization": {"cache_key": cache_key, **stats.to_dict()},
+        "total_steps": total,
+        "world_size": world,
+        "versions": versions(),
+        **hashes,
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
+def _write_preflight(
+    cfg: TrainConfig,
+    out: Path,
+    tokenizer: Any,
+    setup: Setup,
+    examples: list[SFTExample],
+    items: list[Tokenized],
+    stats: TokenizeStats,
+    total: int,
+    hashes: dict[str, str],
+) -> float:
+    """Write ``preflight.md`` (what the loss will see, and warnings) and return the peak FLOP/s for MFU."""
+    first = next(e for e in examples if e.id == items[0].example_id)
+    parts = render(tokenizer, first)
+    device = setup.device
+    peak = cfg.peak_tflops * 1e12 if cfg.peak_tflops else measured_peak_flops(device.type, cfg.dtype)
+    slow_bf16 = cpu_bf16_warning() if device.type == "cpu" and cfg.dtype == "bf16" else None
+    warnings = [slow_bf16] if slow_bf16 else []
+    if "loss_chunk_tokens" in cfg.model_fields_set and cfg.loss_chunk_tokens and not can_chunk(setup.model):
+        warnings.append(
+            "loss_chunk_tokens has no effect here: this model's head has a bias or its logits are "
+            "transformed after the head (soft-capping, scaling), so the loss runs on whole logits"
+        )
+    for warning in warnings:
+        log.warning("warning: %s", warning)
+    report = write_preflight(
+        out,
+        tokenizer,
+        items,
+        stats,
+        parts.response,
+        parts.end_of_turn,
+        padding_fraction(items, cfg, total),
+        hashes,
+        {
+            "max_length": cfg.max_length,
+            "mask": cfg.mask,
+            "calculator": cfg.calculator,
+            "packing": cfg.packing,
+            "prompt": cfg.prompt,
+            "total_steps": total,
+            "peak_flops": peak,
+            "peak_source": "stated" if cfg.peak_tflops else "measured matmul",
+            "warnings": warnings,
+        },
+    )
+    log.info(
+        "preflight: %d examples kept of %d, %.1f%% supervised tokens, %d steps (%s)",
+        stats.kept,
+        stats.examples,
+        100 * report["supervised_fraction"],
+        total,
+        out / "preflight.md",
+    )
+    return peak
+
+
+def _step_flops(cfg: TrainConfig, setup: Setup, dist: Dist, lens: list[int], local_targets: int) -> float:
+    """The step's model FLOPs summed over ranks (frozen layers cost no weight gradients)."""
+    local = model_flops(
+        _config(setup.model),
+        setup.body_params,
+        sum(lens),
+        local_targets,
+        lens,
+        frozen_body_params=setup.frozen_body_params,
+        frozen_layers=cfg.freeze_layers,
+        head_trains=setup.head_trains,
+    )
+    return float(dist.all_reduce_sum(torch.tensor([local], dtype=torch.float64))[0])
+
+
+def _throughput(
+    counts: StepCounts, elapsed: float, compiling: float, peak_seconds: float
+) -> dict[str, float]:
+    """A step's token, speed and MFU keys; compile time is its own key and is left out of the rates.
+
+    ``peak_seconds`` is the step's FLOPs over the hardware's peak FLOP/s: the time a perfect step would take.
+    """
+    computing = max(elapsed - compiling, 1e-9)
+    return {
+        "train/tokens": counts.tokens,
+        "train/tokens_per_s": counts.tokens / computing,
+        "train/supervised_tokens": counts.targets,
+        "train/supervised_tokens_per_s": counts.targets / computing,
+        "train/padding_fraction": 1 - counts.tokens / max(counts.slots, 1),
+        "train/mfu": peak_seconds / computing,
+        "train/step_s": elapsed,
+        "train/compile_s": compiling,
+    }
 
 
 def _config(model: Any) -> Any:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -200,6 +201,33 @@ class Validation:
         """Checkpoints retention must not delete: the best one and those still being validated."""
         busy = self.validator.busy_checkpoints() if self.validator else set()
         return busy | ({self.best["checkpoint"]} if self.best else set())
+
+    def end_of_step(
+        self,
+        done: int,
+        total: int,
+        saves: set[int],
+        save: Callable[[int, str], Path],
+        loss: Callable[[], float] | None = None,
+    ) -> None:
+        """What both loops do after step ``done``: its checkpoint where one is due. At a validation step the
+        accuracy is owed before the checkpoint is written, then ``loss`` (the validation loss, on every rank;
+        SFT's) and the accuracy eval run on it. Background evals finished meanwhile are recorded."""
+        name = ckpt.FINAL if done == total else ckpt.step_name(done)
+        if done in self.steps:
+            self.owe(done)
+            path = save(done, name)  # the eval loads the checkpoint
+            if loss is not None:
+                value = loss()
+                if self.wanted:
+                    self.losses[done] = value  # the accuracy's row carries it
+                elif self.metrics is not None:
+                    self.metrics.write({**self.axes(done), "eval/loss": value})
+            if self.wanted:
+                self.start(done, path)
+        elif done == total or done in saves:
+            save(done, name)
+        self.collect()
 
     def owe(self, step: int) -> None:
         """Record that ``step``'s accuracy is owed, before its checkpoint is written: a kill in between

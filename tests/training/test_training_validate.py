@@ -1,5 +1,5 @@
-"""Background validation pieces that do not need a training run: the vLLM engine's weight hand-over and the
-config rule that keeps a vLLM engine off the training process."""
+"""Validation pieces that do not need a training run: what a step ends with, the vLLM engine's weight
+hand-over and the config rule that keeps a vLLM engine off the training process."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 
 from mathsft.errors import MathsftError
 from mathsft.training import TrainConfig
-from mathsft.training.validate import _vllm_with_weights
+from mathsft.training.validate import Validation, _vllm_with_weights
 
 
 class RecordingEngine:
@@ -47,3 +47,40 @@ def test_vllm_validation_must_run_in_the_background() -> None:
     with pytest.raises(ValidationError, match="val_backend=vllm needs val_background=true"):
         TrainConfig(val_backend="vllm")
     assert TrainConfig(val_backend="vllm", val_background=True, val_device="cuda:1").val_backend == "vllm"
+
+
+class Rows:
+    """Stands in for ``MetricsLog``: keeps the rows written."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def write(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+
+
+def test_end_of_step_saves_where_due_and_validates_on_the_saved_checkpoint(tmp_path: Path) -> None:
+    rows, events = Rows(), []
+    validation = Validation(TrainConfig(), tmp_path, [], [2, 4], rows, main=True)  # loss only
+
+    def save(step: int, name: str) -> Path:
+        events.append(("save", step, name))
+        return tmp_path / "checkpoints" / name
+
+    def loss() -> float:
+        events.append(("loss",))
+        return 1.5
+
+    for done in range(1, 5):
+        validation.end_of_step(done, 4, {3}, save, loss)
+    assert events == [
+        ("save", 2, "step-000002"),  # a validation step: its checkpoint first, then the loss on it
+        ("loss",),
+        ("save", 3, "step-000003"),  # save_every
+        ("save", 4, "final"),
+        ("loss",),
+    ]
+    assert rows.rows == [
+        {"train_step": 2, "eval_step": 1, "eval/loss": 1.5},
+        {"train_step": 4, "eval_step": 2, "eval/loss": 1.5},
+    ]
