@@ -268,12 +268,16 @@ def run_eval(
         seed=cfg.seed,
         calculator=cfg.calculator,
     )
+    prompts = build_prompts(cfg, pending)  # before the model loads: a bad few-shot file fails fast
+    requests = [
+        Request(prompts[p.id], n=cfg.samples, seed=sample_seed(cfg.seed, p.id), key=p) for p in pending
+    ]
     generation = _Generation()
-    if pending:
+    if requests:
         own_backend = backend is None
         backend = backend or make_eval_backend(cfg)
         try:
-            generation = _generate(cfg, pending, len(problems), params, backend, out, console)
+            generation = _generate(cfg, requests, len(problems), params, backend, out, console)
         finally:
             if own_backend:
                 backend.close()
@@ -319,21 +323,17 @@ def _resumable_ids(out: Path, console: Console) -> set[str]:
 
 def _generate(
     cfg: EvalConfig,
-    pending: list[Problem],
+    requests: list[Request],
     total: int,
     params: SamplingParams,
     backend: Backend,
     out: Path,
     console: Console,
 ) -> _Generation:
-    """Generate for ``pending``, grading and appending each problem's row as it finishes (nothing is lost)."""
-    prompts = build_prompts(cfg, pending)
-    requests = [
-        Request(prompts[p.id], n=cfg.samples, seed=sample_seed(cfg.seed, p.id), key=p) for p in pending
-    ]
+    """Generate ``requests``, grading and appending each problem's row as it finishes (nothing is lost)."""
     generation = _Generation()
     with (out / "results.jsonl").open("a", encoding="utf-8") as sink, _progress(console) as progress:
-        task = progress.add_task(f"eval {cfg.dataset}", total=total, completed=total - len(pending))
+        task = progress.add_task(f"eval {cfg.dataset}", total=total, completed=total - len(requests))
 
         def on_result(_: int, request: Request, completions: list[Completion]) -> None:
             row = grade_row(cfg, request.key, request.prompt, completions)
