@@ -1,7 +1,8 @@
 """What ``mathsft run`` is about to do and roughly how long this machine will take, said before the first stage.
 
 The estimate is the work each stage holds — tokens to prefill and decode in an eval, tokens through the trained
-and the frozen layers in SFT — divided by this machine's matmul rate, measured on the spot in the run's dtype
+and the frozen layers in SFT, both of them in each RL step (rollouts, then the update) — divided by this
+machine's matmul rate, measured on the spot in the run's dtype
 (``measured_peak_flops``, ~0.5 s), times the fraction of that rate each kind of work reached in measured runs
 (``EFFICIENCY``). Once a stage has run, the rest is estimated again from what that stage really took, so the
 forecast tightens as the job goes. A plan also says how likely the test set is to show the gain it is looking
@@ -26,16 +27,18 @@ from mathsft.evaluation.metrics import mcnemar_exact
 # each stage.
 EFFICIENCY = {"fp32": {"eval": 0.48, "train": 0.75}, "bf16": {"eval": 0.25, "train": 0.40}}
 GENERATED_SHARE = 0.85  # of max_new_tokens, on average: the base model mostly loops to the limit
+# RL samples from a trained policy that mostly stops: 115-123 of 192 tokens a sample, on average, in the
+# GRPO stage of configs/recipes/sft-vs-grpo-gsm8k-equal-compute-cpu.yaml
+RL_GENERATED_SHARE = 0.65
 
 
 @dataclass
 class StagePlan:
     name: str
     what: str
-    gflop: float  # the stage's work
-    kind: str  # "eval" or "train": which efficiency applies
+    work: dict[str, float]  # the stage's GFLOP by kind ("eval": generation, "train": fwd + bwd)
     seconds: float = 0.0  # estimated, then measured once the stage ran
-    done: bool = False
+    done: bool = False  # ran, or complete from an earlier run of the same command (reused)
 
 
 @dataclass
@@ -55,21 +58,20 @@ class Plan:
     def estimate(self) -> None:
         for stage in self.stages:
             if not stage.done:
-                stage.seconds = stage.gflop / (self.gflops * self.efficiency[stage.kind])
+                stage.seconds = sum(g / (self.gflops * self.efficiency[k]) for k, g in stage.work.items())
 
     def remaining_s(self) -> float:
         return sum(s.seconds for s in self.stages if not s.done)
 
-    def holds(self, name: str) -> bool:
-        """Whether the plan estimated stage ``name`` (RL is not estimated)."""
-        return any(s.name == name for s in self.stages)
-
     def finished(self, name: str, seconds: float) -> None:
-        """Record a stage's real time; the other stages of its kind are estimated again at its rate."""
+        """Record a stage's real time; the stages of its kind are estimated again at its rate (a stage of two
+        kinds, RL, says nothing about either alone; a reused one, 0 s, nothing about this machine)."""
         stage = next(s for s in self.stages if s.name == name)
         stage.seconds, stage.done = seconds, True
-        if seconds > 0 and stage.gflop > 0:
-            self.efficiency[stage.kind] = stage.gflop / seconds / self.gflops
+        if seconds > 0 and len(stage.work) == 1:
+            [(kind, gflop)] = stage.work.items()
+            if gflop > 0:
+                self.efficiency[kind] = gflop / seconds / self.gflops
         self.estimate()
 
     def print(self, console: Console) -> None:
@@ -78,7 +80,8 @@ class Plan:
             f"{self.gflops:.0f} GFLOP/s (measured now); about {self.remaining_s() / 60:.0f} min in all"
         )
         for s in self.stages:
-            console.print(f"  {s.name:9s}~{s.seconds / 60:5.1f} min  {s.what}")
+            took = "    done  " if s.done else f"~{s.seconds / 60:5.1f} min"
+            console.print(f"  {s.name:9s}{took}  {s.what}")
         for note in self.notes:
             console.print(f"  {note}")
 
@@ -182,8 +185,9 @@ def model_params(model_spec: str, freeze_layers: int, freeze_embeddings: bool) -
     }
 
 
-def build_plan(cfg: Any, prepared: Any) -> Plan:
-    """The plan of an ``ExperimentConfig`` over its prepared data: the matmul probe runs here (~0.5 s)."""
+def build_plan(cfg: Any, prepared: Any, complete: frozenset[str] = frozenset()) -> Plan:
+    """The plan of an ``ExperimentConfig`` over its prepared data: the matmul probe runs here (~0.5 s).
+    ``complete``: the stages an earlier run of the same command finished, reused rather than run."""
     from mathsft.evaluation.run import build_prompts
     from mathsft.generation.speed import measured_peak_flops
     from mathsft.models import auto_device, load_tokenizer
@@ -197,22 +201,29 @@ def build_plan(cfg: Any, prepared: Any) -> Plan:
     test = prepared.test
     prompts = build_prompts(cfg.eval.model_copy(update={"model": cfg.model}), test).values()
     prompt_tokens = [len(_tokens(tokenizer, p)) for p in prompts]
-    work = eval_gflop(prompt_tokens, cfg.eval.max_new_tokens, params["gflop_per_token"], params["head_gflop"])
+    work = {
+        "eval": eval_gflop(
+            prompt_tokens, cfg.eval.max_new_tokens, params["gflop_per_token"], params["head_gflop"]
+        )
+    }
     what = f"greedy eval of {len(test)} test problems, <= {cfg.eval.max_new_tokens} new tokens"
     if cfg.baseline:
-        plan.stages.append(StagePlan("baseline", what + " (the base model)", work, "eval"))
+        plan.stages.append(StagePlan("baseline", what + " (the base model)", work))
     if cfg.sft:
         plan.stages.append(_train_stage(cfg, prepared, tokenizer, params))
-        plan.stages.append(StagePlan("final", what + " (the SFT checkpoint)", work, "eval"))
+        plan.stages.append(StagePlan("final", what + " (the SFT checkpoint)", work))
     if cfg.rl is not None:
-        plan.notes.append("the RL stage and its eval come on top (not estimated)")
+        plan.stages.append(_rl_stage(cfg, prepared, tokenizer))
+        plan.stages.append(StagePlan("rl-final", what + " (the RL checkpoint)", work))
     if cfg.eval.suites:
         plan.notes.append(
             f"the eval suites ({', '.join(cfg.eval.suites)}) come on top of each eval (not estimated)"
         )
+    for stage in plan.stages:
+        stage.done = stage.name in complete
     plan.estimate()
     if cfg.expected_effect is not None and cfg.baseline and cfg.sft:
-        per_problem = plan.stages[0].seconds / max(1, len(test))
+        per_problem = sum(work.values()) / (plan.gflops * plan.efficiency["eval"]) / max(1, len(test))
         plan.notes.append(power_note(len(test), cfg.expected_effect.model_dump(), per_problem))
     return plan
 
@@ -226,7 +237,7 @@ def _train_stage(cfg: Any, prepared: Any, tokenizer: Any, params: dict[str, Any]
     steps = total_steps(train, n)
     what = f"SFT: {n} examples x {train.epochs:g} epoch(s) = {steps} steps of {train.batch_size}, lr {train.lr:g}"
     if cfg.traces is not None or prepared.manifest["train"]["form"] != "problems":
-        return StagePlan("train", what + " (not estimated: teacher traces or ready examples)", 0.0, "train")
+        return StagePlan("train", what + " (not estimated: teacher traces or ready examples)", {"train": 0.0})
     examples = problems_to_examples(prepared.train, cfg.eval.prompt, cfg.eval.calculator)
     tokens = targets = 0
     for example in examples:
@@ -235,7 +246,37 @@ def _train_stage(cfg: Any, prepared: Any, tokenizer: Any, params: dict[str, Any]
         tokens, targets = tokens + whole, targets + max(0, whole - prompt)
     passes = steps * train.batch_size / max(1, n)  # epochs, or fewer where max_steps stops early
     gflop = train_gflop(tokens, targets, params) * passes
-    return StagePlan("train", what, gflop, "train")
+    return StagePlan("train", what, {"train": gflop})
+
+
+def _rl_stage(cfg: Any, prepared: Any, tokenizer: Any) -> StagePlan:
+    """GRPO's steps: each samples up to every round's groups (dynamic sampling's rounds, guidance's second try
+    of all-wrong groups: an upper bound) and trains on ``batch_size`` groups ``updates_per_batch`` times."""
+    from mathsft.evaluation.run import build_prompts
+
+    rl = cfg.rl
+    if prepared.manifest["train"]["form"] != "problems":  # an error when the stage starts: RL grades problems
+        return StagePlan("rl", "GRPO (not estimated: the training data are SFT examples)", {"train": 0.0})
+    params = model_params(cfg.model, rl.freeze_layers, rl.freeze_embeddings)
+    problems = prepared.train[:256]  # the mean prompt length is all the estimate needs
+    prompts = build_prompts(cfg.eval.model_copy(update={"model": cfg.model}), problems).values()
+    prompt = sum(len(_tokens(tokenizer, p)) for p in prompts) / max(1, len(problems))
+    response = RL_GENERATED_SHARE * rl.max_new_tokens
+    rounds = (rl.max_sampling_rounds if rl.dynamic_sampling else 1) * (2 if rl.guidance else 1)
+    sampled = rl.max_steps * rounds * rl.batch_size * rl.group_size
+    rollouts = sampled * (
+        prompt * (params["gflop_per_token"] - params["head_gflop"]) + response * params["gflop_per_token"]
+    )
+    trained = rl.max_steps * rl.updates_per_batch * rl.batch_size * rl.group_size
+    update = train_gflop(int(trained * (prompt + response)), int(trained * response), params)
+    if rl.beta > 0:  # the frozen reference model's forward over the same samples
+        update += trained * (prompt + response) * params["gflop_per_token"]
+    upto = "up to " if rounds > 1 else ""
+    what = (
+        f"GRPO: {rl.max_steps} steps of {rl.batch_size} x {rl.group_size} samples, {upto}{rounds * rl.batch_size} "
+        f"groups sampled a step, <= {rl.max_new_tokens} new tokens, lr {rl.lr:g}"
+    )
+    return StagePlan("rl", what, {"eval": rollouts, "train": update})
 
 
 def _tokens(tokenizer: Any, prompt: Any, generation: bool = True) -> list[int]:

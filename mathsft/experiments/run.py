@@ -306,14 +306,10 @@ def timed(plan: Plan, stage: str, reused: bool, console: Console, out: Path) -> 
     begin = time.perf_counter()
     yield
     seconds = 0.0 if reused else time.perf_counter() - begin
+    plan.finished(stage, seconds)
     if not reused:
         record_stage(out, stage, seconds)
-    if plan.holds(stage):
-        plan.finished(stage, seconds)
-        if not reused:
-            plan.print_progress(console, stage)
-    elif not reused:
-        console.print(f"[bold]{stage}[/bold] took {seconds / 60:.1f} min")
+        plan.print_progress(console, stage)
 
 
 def record_stage(out: Path, stage: str, seconds: float) -> None:
@@ -355,24 +351,31 @@ def run_experiment(cfg: ExperimentConfig, console: Console | None = None) -> Exp
     claim_out_dir(cfg, out)
     prepared = prepare_data(cfg, out)
     log.info("data: %d train, %d val, %d test", len(prepared.train), len(prepared.val), len(prepared.test))
-    plan = build_plan(cfg, prepared)
+    n_test = len(prepared.test)
+    complete = {  # stages an earlier run of this command finished: reused, not run again
+        "baseline": eval_complete(heldout_dir(cfg, out / "baseline"), n_test),
+        "train": train_done(out / "train"),
+        "final": eval_complete(heldout_dir(cfg, out / "final"), n_test),
+        "rl": train_done(out / "rl"),
+        "rl-final": eval_complete(heldout_dir(cfg, out / "rl-final"), n_test),
+    }
+    plan = build_plan(cfg, prepared, frozenset(name for name, done in complete.items() if done))
     plan.print(console)
     stages: dict[str, dict[str, Any]] = {}
-    n_test = len(prepared.test)
     if cfg.baseline:
-        with timed(plan, "baseline", eval_complete(heldout_dir(cfg, out / "baseline"), n_test), console, out):
+        with timed(plan, "baseline", complete["baseline"], console, out):
             stages["baseline"] = evaluate(cfg, cfg.model, prepared.test, out / "baseline")
     checkpoint = None
     if cfg.sft:
-        with timed(plan, "train", train_done(out / "train"), console, out):
+        with timed(plan, "train", complete["train"], console, out):
             checkpoint = finetune(cfg, training_examples(cfg, prepared, out), prepared.val, out / "train")
-        with timed(plan, "final", eval_complete(heldout_dir(cfg, out / "final"), n_test), console, out):
+        with timed(plan, "final", complete["final"], console, out):
             stages["final"] = evaluate(cfg, str(checkpoint), prepared.test, out / "final")
     if cfg.rl is not None:
         begin = str(checkpoint) if cfg.rl_from == "sft" else cfg.model
-        with timed(plan, "rl", train_done(out / "rl"), console, out):
+        with timed(plan, "rl", complete["rl"], console, out):
             policy = reinforce(cfg, begin, prepared, out / "rl")
-        with timed(plan, "rl-final", eval_complete(heldout_dir(cfg, out / "rl-final"), n_test), console, out):
+        with timed(plan, "rl-final", complete["rl-final"], console, out):
             stages["rl-final"] = evaluate(cfg, str(policy), prepared.test, out / "rl-final")
     runs = [load_eval_run(heldout_dir(cfg, out / name), name) for name in stages]
     comparisons = [compare_runs(a, b) for i, a in enumerate(runs) for b in runs[i + 1 :]]

@@ -34,9 +34,9 @@ def test_power_grows_with_the_test_set_and_needs_a_real_gain() -> None:
 def test_a_measured_stage_re_estimates_the_stages_of_its_kind() -> None:
     plan = Plan("cpu", "fp32", gflops=100.0, efficiency={"eval": 0.5, "train": 0.5})
     plan.stages = [
-        StagePlan("baseline", "", 3000.0, "eval"),
-        StagePlan("train", "", 6000.0, "train"),
-        StagePlan("final", "", 3000.0, "eval"),
+        StagePlan("baseline", "", {"eval": 3000.0}),
+        StagePlan("train", "", {"train": 6000.0}),
+        StagePlan("final", "", {"eval": 3000.0}),
     ]
     plan.estimate()
     assert [s.seconds for s in plan.stages] == [60.0, 120.0, 60.0]
@@ -44,6 +44,21 @@ def test_a_measured_stage_re_estimates_the_stages_of_its_kind() -> None:
     assert plan.remaining_s() == 120.0 + 120.0
     plan.finished("train", 0.0)  # reused from an earlier run: says nothing about this machine
     assert plan.efficiency["train"] == 0.5 and plan.remaining_s() == 120.0
+
+
+def test_an_rl_stage_is_its_rollouts_plus_its_updates_and_re_estimates_nothing() -> None:
+    plan = Plan("cpu", "fp32", gflops=100.0, efficiency={"eval": 0.5, "train": 0.25})
+    plan.stages = [
+        StagePlan("train", "", {"train": 2500.0}),
+        StagePlan("rl", "", {"eval": 3000.0, "train": 2500.0}),
+        StagePlan("rl-final", "", {"eval": 1000.0}),
+    ]
+    plan.estimate()
+    assert [s.seconds for s in plan.stages] == [100.0, 160.0, 20.0]
+    plan.finished("train", 50.0)  # SFT ran twice as fast as assumed: so will RL's update
+    assert plan.stages[1].seconds == 60.0 + 50.0
+    plan.finished("rl", 500.0)  # two kinds of work in one time: neither rate is known from it
+    assert plan.efficiency == {"eval": 0.5, "train": 0.5} and plan.remaining_s() == 20.0
 
 
 def test_a_plan_starts_from_the_efficiency_measured_in_its_dtype() -> None:

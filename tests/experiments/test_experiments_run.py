@@ -3,10 +3,12 @@ comparison, the report, and resume (finished stages and arms are not redone)."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from mathsft.cli import app
@@ -161,6 +163,9 @@ def test_base_sft_rl_stages_side_by_side_then_resume(smollm2_dir: Path, tmp_path
     ]  # fmt: skip
     result = CliRunner().invoke(app, ["run", *overrides])
     assert result.exit_code == 0, result.output
+    plan = result.output[result.output.index("plan on cpu") : result.output.index("baseline took")]
+    assert "rl       ~" in plan and "GRPO: 2 steps of 2 x 4 samples, 2 groups sampled a step" in plan
+    assert "rl-final ~" in plan and "(not estimated)" not in plan
     for label in ("before training", "after SFT", "after RL", "after RL − after SFT"):
         assert label in result.output
     for stage in ("baseline", "final", "rl-final"):
@@ -181,7 +186,10 @@ def test_base_sft_rl_stages_side_by_side_then_resume(smollm2_dir: Path, tmp_path
     )
     assert "6 problems: " in report
     before = mtimes(out / "rl") | {f"e/{k}": v for k, v in mtimes(out / "rl-final").items()}
-    run_experiment(load_experiment(None, overrides, base=MAIN_JOB))  # what `mathsft run` ran
+    printed = io.StringIO()
+    run_experiment(load_experiment(None, overrides, base=MAIN_JOB), Console(file=printed, width=200))
+    plan = printed.getvalue()  # what `mathsft run` ran, again: every stage done, nothing left to estimate
+    assert "about 0 min in all" in plan and plan.count("    done  ") == 5
     assert before == mtimes(out / "rl") | {f"e/{k}": v for k, v in mtimes(out / "rl-final").items()}
     assert json.loads((out / "stages.json").read_text()) == times  # reused stages keep the time they took
 
