@@ -362,7 +362,6 @@ def _rl(
         metrics = MetricsLog(out, cfg.log, start, cfg.model_dump(mode="json"))
         rollouts = open_step_log(out / "rollouts.jsonl", start)
     to_validate = validation_steps(cfg, total) if val_problems else []
-    saves = set(range(cfg.save_every, total, cfg.save_every)) if cfg.save_every else set()
     validation = Validation(cfg, out, val_problems, to_validate, metrics, dist.is_main)
     data = {"order": "seeded permutation per epoch", "seed": cfg.seed, "problems": len(problems)}
     synced = start == 0  # the engine starts with the initial weights
@@ -402,7 +401,7 @@ def _rl(
                 if metrics is not None and (done % cfg.log_every == 0 or done == total):
                     metrics.write(row)
                 advance(row["rl/reward_mean"])
-                validation.end_of_step(done, total, saves, save)
+                validation.end_of_step(done, total, save)
         validation.finish()
     finally:
         if engine is not None:

@@ -451,7 +451,6 @@ def _train(
 
     metrics = MetricsLog(out, cfg.log, start_step, cfg.model_dump(mode="json")) if dist.is_main else None
     to_validate = validation_steps(cfg, total) if (val_rows or val_problems) else []
-    saves = set(range(cfg.save_every, total, cfg.save_every)) if cfg.save_every else set()
     validation = Validation(cfg, out, val_problems or [], to_validate, metrics, dist.is_main)
     data = {"order": "seeded permutation per epoch", "seed": cfg.seed, "examples": len(items)}
 
@@ -493,7 +492,7 @@ def _train(
             advance(counts.loss)
             pace.append(row["train/supervised_tokens_per_s"])
             compiled += compiling
-            validation.end_of_step(done, total, saves, save, val_loss if val_rows else None)
+            validation.end_of_step(done, total, save, val_loss if val_rows else None)
     validation.finish()
     if metrics is not None:
         metrics.close()

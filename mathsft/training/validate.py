@@ -206,11 +206,11 @@ class Validation:
         self,
         done: int,
         total: int,
-        saves: set[int],
         save: Callable[[int, str], Path],
         loss: Callable[[], float] | None = None,
     ) -> None:
-        """What both loops do after step ``done``: its checkpoint where one is due. At a validation step the
+        """What both loops do after step ``done``: its checkpoint where one is due (the last step, every
+        ``save_every``, every validation step). At a validation step the
         accuracy is owed before the checkpoint is written, then ``loss`` (the validation loss, on every rank;
         SFT's) and the accuracy eval run on it. Background evals finished meanwhile are recorded."""
         name = ckpt.FINAL if done == total else ckpt.step_name(done)
@@ -225,7 +225,7 @@ class Validation:
                     self.metrics.write({**self.axes(done), "eval/loss": value})
             if self.wanted:
                 self.start(done, path)
-        elif done == total or done in saves:
+        elif done == total or (self.cfg.save_every and done % self.cfg.save_every == 0):
             save(done, name)
         self.collect()
 

@@ -61,7 +61,7 @@ class Rows:
 
 def test_end_of_step_saves_where_due_and_validates_on_the_saved_checkpoint(tmp_path: Path) -> None:
     rows, events = Rows(), []
-    validation = Validation(TrainConfig(), tmp_path, [], [2, 4], rows, main=True)  # loss only
+    validation = Validation(TrainConfig(save_every=3), tmp_path, [], [2, 4], rows, main=True)  # loss only
 
     def save(step: int, name: str) -> Path:
         events.append(("save", step, name))
@@ -72,7 +72,7 @@ def test_end_of_step_saves_where_due_and_validates_on_the_saved_checkpoint(tmp_p
         return 1.5
 
     for done in range(1, 5):
-        validation.end_of_step(done, 4, {3}, save, loss)
+        validation.end_of_step(done, 4, save, loss)
     assert events == [
         ("save", 2, "step-000002"),  # a validation step: its checkpoint first, then the loss on it
         ("loss",),
