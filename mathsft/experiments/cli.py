@@ -85,8 +85,9 @@ def run_command(
     """The main job: data → baseline eval → SFT → eval (→ RL → eval, with rl:) → paired comparisons →
     report (resumable).
 
-    With no arguments (configs/run.yaml): the bundled SmolLM2-135M, SFT on 448 real GSM8K training problems
-    with the calculator tool, eval on 300 GSM8K test problems; offline (bundled GSM8K copy), on CPU."""
+    With no arguments (configs/run.yaml): the bundled SmolLM2-135M, SFT on as many real GSM8K training problems
+    as this machine fits in the job's time budget, with the calculator tool, eval on 300-500 GSM8K test
+    problems; offline (bundled GSM8K copy), on CPU."""
     from mathsft.experiments.run import STAGES, run_experiment
 
     _setup_logging()

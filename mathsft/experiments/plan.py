@@ -22,10 +22,11 @@ from mathsft.evaluation.metrics import mcnemar_exact
 # Fraction of the measured matmul rate each kind of work reached, in this module's FLOP counts, in the main job:
 # fp32 on a 2-core AVX2 EPYC (baseline eval at batch 128 with the calculator: 4.6 min; 56 SFT steps with 6 layers
 # frozen: 9.5 min), bf16 on a 2-core Zen 5 (three data seeds: baseline evals of 1.2-1.4 min reached 0.22-0.30 of
-# the rate, SFT of 2.5-3.0 min 0.35-0.47). bf16 matmuls run ~5x faster there, so the work around them (attention
-# over the KV cache, norms, Python) takes a larger share. Other machines differ; the plan corrects itself after
-# each stage.
-EFFICIENCY = {"fp32": {"eval": 0.48, "train": 0.75}, "bf16": {"eval": 0.25, "train": 0.40}}
+# the rate, SFT of 2.5-3.0 min 0.35-0.47; 1,792 problems in 10.4 min: 0.46). bf16 matmuls run ~5x faster
+# there, so the work around them (attention over the KV cache, norms, Python) takes a larger share. Other
+# machines differ; the plan corrects itself after each stage. A budget (budget_minutes) is fitted from these
+# before any stage ran, so they lean low: a job ends early rather than late.
+EFFICIENCY = {"fp32": {"eval": 0.48, "train": 0.75}, "bf16": {"eval": 0.27, "train": 0.42}}
 GENERATED_SHARE = 0.85  # of max_new_tokens, on average: the base model mostly loops to the limit
 # RL samples from a trained policy that mostly stops: 115-123 of 192 tokens a sample, on average, in the
 # GRPO stage of configs/recipes/sft-vs-grpo-gsm8k-equal-compute-cpu.yaml
@@ -39,6 +40,7 @@ class StagePlan:
     work: dict[str, float]  # the stage's GFLOP by kind ("eval": generation, "train": fwd + bwd)
     seconds: float = 0.0  # estimated, then measured once the stage ran
     done: bool = False  # ran, or complete from an earlier run of the same command (reused)
+    per_example: list[float] = field(default_factory=list)  # SFT: each example's GFLOP over all its epochs
 
 
 @dataclass
@@ -84,6 +86,20 @@ class Plan:
             console.print(f"  {s.name:9s}{took}  {s.what}")
         for note in self.notes:
             console.print(f"  {note}")
+
+    def examples_within(self, seconds: float, batch_size: int) -> int:
+        """How many training examples, a prefix in whole batches, SFT gets when the job has ``seconds`` in
+        all: the other stages' estimates come off first, the rest buys examples at the training rate."""
+        train = next(s for s in self.stages if s.name == "train")
+        left = seconds - sum(s.seconds for s in self.stages if s is not train and not s.done)
+        per_second = self.gflops * self.efficiency["train"]
+        n, spent = 0, 0.0
+        for gflop in train.per_example:
+            spent += gflop / per_second
+            if spent > left:
+                break
+            n += 1
+        return n - n % batch_size if n < len(train.per_example) else n
 
     def print_progress(self, console: Console, name: str) -> None:
         took = next(s for s in self.stages if s.name == name).seconds
@@ -185,9 +201,12 @@ def model_params(model_spec: str, freeze_layers: int, freeze_embeddings: bool) -
     }
 
 
-def build_plan(cfg: Any, prepared: Any, complete: frozenset[str] = frozenset()) -> Plan:
-    """The plan of an ``ExperimentConfig`` over its prepared data: the matmul probe runs here (~0.5 s).
-    ``complete``: the stages an earlier run of the same command finished, reused rather than run."""
+def build_plan(
+    cfg: Any, prepared: Any, complete: frozenset[str] = frozenset(), gflops: float | None = None
+) -> Plan:
+    """The plan of an ``ExperimentConfig`` over its prepared data: the matmul probe runs here (~0.5 s) unless
+    ``gflops`` gives its result. ``complete``: the stages an earlier run of the same command finished, reused
+    rather than run."""
     from mathsft.evaluation.run import build_prompts
     from mathsft.generation.speed import measured_peak_flops
     from mathsft.models import auto_device, load_tokenizer
@@ -195,7 +214,7 @@ def build_plan(cfg: Any, prepared: Any, complete: frozenset[str] = frozenset()) 
     device = auto_device(cfg.train.device)
     # "auto" is resolved by TrainConfig; eval's auto resolves alike (bf16 where native)
     dtype = cfg.train.dtype
-    plan = Plan(device, dtype, measured_peak_flops(device, dtype) / 1e9)
+    plan = Plan(device, dtype, gflops or measured_peak_flops(device, dtype) / 1e9)
     tokenizer = load_tokenizer(cfg.model)
     params = model_params(cfg.model, cfg.train.freeze_layers, cfg.train.freeze_embeddings)
     test = prepared.test
@@ -238,15 +257,13 @@ def _train_stage(cfg: Any, prepared: Any, tokenizer: Any, params: dict[str, Any]
     what = f"SFT: {n} examples x {train.epochs:g} epoch(s) = {steps} steps of {train.batch_size}, lr {train.lr:g}"
     if cfg.traces is not None or prepared.manifest["train"]["form"] != "problems":
         return StagePlan("train", what + " (not estimated: teacher traces or ready examples)", {"train": 0.0})
-    examples = problems_to_examples(prepared.train, cfg.eval.prompt, cfg.eval.calculator)
-    tokens = targets = 0
-    for example in examples:
+    passes = steps * train.batch_size / max(1, n)  # epochs, or fewer where max_steps stops early
+    per_example = []
+    for example in problems_to_examples(prepared.train, cfg.eval.prompt, cfg.eval.calculator):
         prompt = len(_tokens(tokenizer, example.messages[:-1]))
         whole = min(len(_tokens(tokenizer, example.messages, generation=False)), train.max_length)
-        tokens, targets = tokens + whole, targets + max(0, whole - prompt)
-    passes = steps * train.batch_size / max(1, n)  # epochs, or fewer where max_steps stops early
-    gflop = train_gflop(tokens, targets, params) * passes
-    return StagePlan("train", what, {"train": gflop})
+        per_example.append(train_gflop(whole, max(0, whole - prompt), params) * passes)
+    return StagePlan("train", what, {"train": sum(per_example)}, per_example=per_example)
 
 
 def _rl_stage(cfg: Any, prepared: Any, tokenizer: Any) -> StagePlan:

@@ -161,13 +161,53 @@ def prepare_data(cfg: ExperimentConfig, out: Path) -> Prepared:
         "seed": data.seed,
         "contamination": overlap.to_dict() | {"dropped_before_training": dropped},
     }
+    return write_data(Prepared(train, val, test, manifest), out)
+
+
+def write_data(prepared: Prepared, out: Path) -> Prepared:
     folder = out / "data"
-    write_jsonl(folder / "train.jsonl", train)
-    write_jsonl(folder / "test.jsonl", test)
-    if val:
-        write_jsonl(folder / "val.jsonl", val)
-    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    return Prepared(train, val, test, manifest)
+    write_jsonl(folder / "train.jsonl", prepared.train)
+    write_jsonl(folder / "test.jsonl", prepared.test)
+    if prepared.val:
+        write_jsonl(folder / "val.jsonl", prepared.val)
+    (folder / "manifest.json").write_text(json.dumps(prepared.manifest, indent=2) + "\n", encoding="utf-8")
+    return prepared
+
+
+BUDGET = "budget.json"  # the training-set size that budget_minutes chose on the first run: kept on resume
+
+
+def fit_budget(cfg: ExperimentConfig, prepared: Prepared, plan: Plan, out: Path) -> tuple[Prepared, Plan]:
+    """``budget_minutes``: SFT trains on the longest prefix of the (seeded) training problems that the plan
+    fits in the budget on this machine. The choice is saved, so a resumed run trains on the same problems."""
+    assert cfg.budget_minutes is not None
+    path = out / BUDGET
+    if path.is_file():
+        chosen = json.loads(path.read_text(encoding="utf-8"))
+    else:
+        n = plan.examples_within(60 * cfg.budget_minutes, cfg.train.batch_size)
+        if n < cfg.train.batch_size:
+            other = sum(s.seconds for s in plan.stages if s.name != "train" and not s.done) / 60
+            raise MathsftError(
+                f"budget_minutes={cfg.budget_minutes:g} leaves no time to train on this machine: the other "
+                f"stages alone take ~{other:.1f} min here; raise budget_minutes or lower data.test.limit"
+            )
+        chosen = {"minutes": cfg.budget_minutes, "dtype": plan.dtype, "matmul_gflops": round(plan.gflops)}
+        chosen |= {"examples": n, "loaded": len(prepared.train)}
+        path.write_text(json.dumps(chosen, indent=2) + "\n", encoding="utf-8")
+    train = prepared.train[: chosen["examples"]]
+    entry = prepared.manifest["train"] | {"count": len(train), "hash": content_hash(train), "budget": chosen}
+    fitted = write_data(
+        Prepared(train, prepared.val, prepared.test, prepared.manifest | {"train": entry}), out
+    )
+    complete = frozenset(s.name for s in plan.stages if s.done)
+    plan = build_plan(cfg, fitted, complete, gflops=plan.gflops)
+    plan.notes.insert(
+        0,
+        f"budget {chosen['minutes']:g} min ({chosen['dtype']}): SFT on the first {len(train)} of the "
+        f"{chosen['loaded']} training problems loaded, as many as this machine fits",
+    )
+    return fitted, plan
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -360,6 +400,8 @@ def run_experiment(cfg: ExperimentConfig, console: Console | None = None) -> Exp
         "rl-final": eval_complete(heldout_dir(cfg, out / "rl-final"), n_test),
     }
     plan = build_plan(cfg, prepared, frozenset(name for name, done in complete.items() if done))
+    if cfg.budget_minutes is not None:
+        prepared, plan = fit_budget(cfg, prepared, plan, out)
     plan.print(console)
     stages: dict[str, dict[str, Any]] = {}
     if cfg.baseline:

@@ -70,3 +70,17 @@ def test_a_plan_starts_from_the_efficiency_measured_in_its_dtype() -> None:
     )
     bf16.efficiency["eval"] = 0.1
     assert Plan("cpu", "bf16", gflops=100.0).efficiency["eval"] != 0.1  # each plan has its own copy
+
+
+def test_a_budget_buys_whole_batches_of_training_examples_after_the_other_stages() -> None:
+    plan = Plan("cpu", "fp32", gflops=100.0, efficiency={"eval": 0.5, "train": 0.5})
+    plan.stages = [
+        StagePlan("baseline", "", {"eval": 3000.0}),  # 60 s
+        StagePlan("train", "", {"train": 1000.0}, per_example=[100.0] * 10),  # 2 s an example
+        StagePlan("final", "", {"eval": 3000.0}),  # 60 s
+    ]
+    plan.estimate()
+    assert plan.examples_within(120 + 8, batch_size=4) == 4
+    assert plan.examples_within(120 + 15, batch_size=4) == 4  # 7 fit: whole batches only
+    assert plan.examples_within(120 + 500, batch_size=4) == 10  # all of them: the last batch may be short
+    assert plan.examples_within(119, batch_size=4) == 0  # the evals alone overrun

@@ -109,7 +109,9 @@ def test_gsm8k_hour_config_is_the_measured_one_hour_arm() -> None:
     measured += ["train.prompt=bare", "eval.prompt=bare"]
     measured += ["train.freeze_embeddings=true", "train.freeze_layers=6", "eval.batch_size=64"]
     measured += ["expected_effect=null"]  # the main job's measured effect is not the hour's
-    arm = load_experiment(None, [*measured, "name=gsm8k-hour"], base=MAIN_JOB)
+    measured += ["budget_minutes=null"]  # nor its time budget: the hour trains on all of its 4,600
+    fixed = {key: value for key, value in MAIN_JOB.items() if key != "by_dtype"}
+    arm = load_experiment(None, [*measured, "name=gsm8k-hour"], base=fixed)
     assert load_experiment(ROOT / "configs" / "gsm8k-hour.yaml") == arm
 
 
@@ -147,3 +149,22 @@ def test_source_subset_first_takes_the_first_rows_in_file_order() -> None:
     seeded = first.model_copy(update={"subset": "seeded"})
     assert [p.id for p in load_source(first, 0, False)] == [p.id for p in every[:3]]
     assert [p.id for p in load_source(seeded, 0, False)] != [p.id for p in every[:3]]
+
+
+def test_by_dtype_applies_the_settings_of_the_precision_this_machine_trains_in() -> None:
+    """Where one config cannot suit every CPU kind, the difference is in the config: by_dtype's keys for the
+    resolved train.dtype come after the file and before the command line."""
+    kinds = "by_dtype={fp32: {budget_minutes: 19, data.train.limit: 100}, bf16: {budget_minutes: 14}}"
+    fp32 = load_experiment(None, [kinds, "train.dtype=fp32"])
+    assert fp32.budget_minutes == 19 and fp32.data.train.limit == 100
+    bf16 = load_experiment(None, [kinds, "train.dtype=bf16"])
+    assert bf16.budget_minutes == 14 and bf16.data.train.limit is None
+    assert load_experiment(None, [kinds, "train.dtype=fp32", "budget_minutes=5"]).budget_minutes == 5
+    with pytest.raises(ConfigError, match=r"may not set train\.dtype"):
+        load_experiment(None, ["by_dtype={fp32: {train.dtype: bf16}}", "train.dtype=fp32"])
+    with pytest.raises(ConfigError, match=r"budget_minute: unknown key"):
+        load_experiment(None, ["by_dtype={fp32: {budget_minute: 19}}", "train.dtype=fp32"])
+    with pytest.raises(ConfigError, match=r"by_dtype\.fp16"):
+        load_experiment(None, ["by_dtype={fp16: {budget_minutes: 19}}"])
+    with pytest.raises(ConfigError, match=r"leave train\.max_steps unset"):
+        load_experiment(None, ["budget_minutes=10", "train.max_steps=5"])

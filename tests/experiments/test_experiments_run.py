@@ -27,6 +27,7 @@ TINY = [
     "train.freeze_layers=1",  # the main job freezes 6 of 30 layers; the tiny model has 2
     "train.batch_size=4",
     "train.max_length=256",
+    "budget_minutes=null",  # the main job's time budget sizes the training set; these tests fix it
 ]
 
 
@@ -156,7 +157,8 @@ def test_base_sft_rl_stages_side_by_side_then_resume(smollm2_dir: Path, tmp_path
         f"model={model}", f"out={out}", "data.train.dataset=gsm8k", "data.test.dataset=gsm8k",
         f"data.train.path={toy_gsm8k(tmp_path / 'train.jsonl', 'train')}",
         f"data.test.path={toy_gsm8k(tmp_path / 'test.jsonl', 'test')}",
-        "eval.max_new_tokens=2", "train.max_steps=1", "train.batch_size=4", "train.max_length=256",
+        "eval.max_new_tokens=2", "train.max_steps=1", "budget_minutes=null", "train.batch_size=4",
+        "train.max_length=256",
         "train.freeze_layers=1",  # the toy model has 2 layers
         "rl.max_steps=2", "rl.group_size=4", "rl.batch_size=2", "rl.max_new_tokens=2", "rl.lr=0.02",
         "rl.adam_eps=0.01", "rl.log.progress=false",
@@ -202,3 +204,51 @@ def test_rl_stage_config_errors_are_clear() -> None:
     with pytest.raises(ConfigError, match=r"set eval\.calculator=true, not rl\.calculator"):
         load_experiment(None, ["rl.calculator=true"])
     assert load_experiment(None, ["sft=false", "rl.max_steps=2", "rl_from=base"]).rl is not None
+
+
+def test_a_budget_trains_on_what_fits_and_a_resumed_run_keeps_it(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """budget_minutes: SFT on the longest prefix of the seeded training problems that this machine fits (its
+    matmul rate here fixed at 1 GFLOP/s); the choice is saved, and a rerun on a faster machine keeps it."""
+    from mathsft.experiments.plan import build_plan
+    from mathsft.experiments.run import prepare_data
+    from mathsft.generation import speed
+
+    monkeypatch.setattr(speed, "measured_peak_flops", lambda device, dtype: 1e9)
+    tiny = [item for item in TINY if not item.startswith("train.max_steps")]
+    cfg = load_experiment(None, [*tiny, f"model={tiny_model_dir}", f"out={tmp_path / 'probe'}"])
+    plan = build_plan(cfg, prepare_data(cfg, tmp_path / "probe"))
+    train = next(s for s in plan.stages if s.name == "train")
+    evals = sum(s.seconds for s in plan.stages if s.name != "train")
+    half = sum(train.per_example[:12]) / (plan.gflops * plan.efficiency["train"])
+    minutes = (evals + half) / 60
+    out = tmp_path / "run"
+    cfg = load_experiment(None, [*tiny, f"model={tiny_model_dir}", f"out={out}", f"budget_minutes={minutes}"])
+    console = Console(file=io.StringIO(), width=200)
+    run_experiment(cfg, console=console)
+    budget = json.loads((out / "budget.json").read_text())
+    assert budget["examples"] == 12 and budget["loaded"] == 24
+    manifest = json.loads((out / "data" / "manifest.json").read_text())
+    assert manifest["train"]["count"] == 12 and manifest["train"]["budget"] == budget
+    assert len((out / "data" / "train.jsonl").read_text().splitlines()) == 12
+    assert json.loads((out / "train" / "preflight.json").read_text())["examples"]["examples"] == 12
+    assert "SFT on the first 12 of the 24 training problems loaded" in console.file.getvalue()
+
+    monkeypatch.setattr(speed, "measured_peak_flops", lambda device, dtype: 1e12)  # a faster machine
+    before = mtimes(out / "train")
+    run_experiment(cfg, console=console)
+    assert json.loads((out / "data" / "manifest.json").read_text())["train"]["count"] == 12
+    assert mtimes(out / "train") == before
+
+
+def test_a_budget_that_leaves_no_training_time_says_so(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mathsft.generation import speed
+
+    monkeypatch.setattr(speed, "measured_peak_flops", lambda device, dtype: 1e3)  # a very slow machine
+    tiny = [item for item in TINY if not item.startswith("train.max_steps")]
+    cfg = load_experiment(None, [*tiny, f"model={tiny_model_dir}", f"out={tmp_path}", "budget_minutes=1"])
+    with pytest.raises(MathsftError, match="budget_minutes=1 leaves no time to train on this machine"):
+        run_experiment(cfg, console=Console(file=io.StringIO()))
