@@ -77,9 +77,11 @@ class Plan:
         self.estimate()
 
     def print(self, console: Console) -> None:
+        left = self.remaining_s()
         console.print(
             f"[bold]plan[/bold] on {self.device}, {self.dtype}: this machine's matmul rate "
-            f"{self.gflops:.0f} GFLOP/s (measured now); about {self.remaining_s() / 60:.0f} min in all"
+            f"{self.gflops:.0f} GFLOP/s (measured now); "
+            + (f"about {left / 60:.0f} min in all" if left else "every stage is done: nothing left to run")
         )
         for s in self.stages:
             took = "    done  " if s.done else f"~{s.seconds / 60:5.1f} min"

@@ -191,7 +191,7 @@ def test_base_sft_rl_stages_side_by_side_then_resume(smollm2_dir: Path, tmp_path
     printed = io.StringIO()
     run_experiment(load_experiment(None, overrides, base=MAIN_JOB), Console(file=printed, width=200))
     plan = printed.getvalue()  # what `mathsft run` ran, again: every stage done, nothing left to estimate
-    assert "about 0 min in all" in plan and plan.count("    done  ") == 5
+    assert "every stage is done: nothing left to run" in plan and plan.count("    done  ") == 5
     assert before == mtimes(out / "rl") | {f"e/{k}": v for k, v in mtimes(out / "rl-final").items()}
     assert json.loads((out / "stages.json").read_text()) == times  # reused stages keep the time they took
 
