@@ -125,9 +125,6 @@ class ExperimentConfig(StrictModel):
     # the whole job's minutes on this machine: SFT trains on the longest prefix of data.train's seeded subset
     # (at most its limit) that the plan, from this machine's measured rate, fits in them (experiments/plan.py)
     budget_minutes: float | None = Field(default=None, gt=0)
-    # which of the loaded training problems the budget keeps: the first of the seeded subset, or the shortest
-    # in tokens (more problems in the same minutes; trained in the seeded order all the same)
-    budget_keeps: Literal["first", "shortest"] = "first"
     # settings by the precision this machine trains in (``train.dtype``, ``auto`` resolved), as dotted keys;
     # applied after the file, before the command line: where one config cannot suit every CPU kind, the
     # difference stays in the config (``by_dtype: {fp32: {budget_minutes: 19}}``)

@@ -12,7 +12,6 @@ for (``mcnemar_power``), when the config states the effect to expect.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,23 +89,15 @@ class Plan:
         for note in self.notes:
             console.print(f"  {note}")
 
-    def training_order(self, keeps: str) -> list[int]:
-        """The loaded training examples in the order a budget takes them: as loaded (``first``), or from the
-        cheapest to train on (``shortest``; ties as loaded)."""
-        costs = next(s for s in self.stages if s.name == "train").per_example
-        order = range(len(costs))
-        return sorted(order, key=costs.__getitem__) if keeps == "shortest" else list(order)
-
-    def examples_within(self, seconds: float, batch_size: int, order: Sequence[int] | None = None) -> int:
-        """How many training examples, taken in ``order`` (default: as loaded) in whole batches, SFT gets when
-        the job has ``seconds`` in all: the other stages' estimates come off first, the rest buys examples at
-        the training rate."""
+    def examples_within(self, seconds: float, batch_size: int) -> int:
+        """How many training examples, a prefix in whole batches, SFT gets when the job has ``seconds`` in
+        all: the other stages' estimates come off first, the rest buys examples at the training rate."""
         train = next(s for s in self.stages if s.name == "train")
         left = seconds - sum(s.seconds for s in self.stages if s is not train and not s.done)
         per_second = self.gflops * self.efficiency["train"]
         n, spent = 0, 0.0
-        for i in range(len(train.per_example)) if order is None else order:
-            spent += train.per_example[i] / per_second
+        for gflop in train.per_example:
+            spent += gflop / per_second
             if spent > left:
                 break
             n += 1

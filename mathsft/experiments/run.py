@@ -178,16 +178,14 @@ BUDGET = "budget.json"  # the training-set size that budget_minutes chose on the
 
 
 def fit_budget(cfg: ExperimentConfig, prepared: Prepared, plan: Plan, out: Path) -> tuple[Prepared, Plan]:
-    """``budget_minutes``: SFT trains on as many of the loaded training problems as the plan fits in the budget
-    on this machine, the first of the seeded subset or the shortest (``budget_keeps``), in the seeded order.
-    The choice is saved, so a resumed run trains on the same problems."""
+    """``budget_minutes``: SFT trains on the longest prefix of the (seeded) training problems that the plan
+    fits in the budget on this machine. The choice is saved, so a resumed run trains on the same problems."""
     assert cfg.budget_minutes is not None
     path = out / BUDGET
     if path.is_file():
         chosen = json.loads(path.read_text(encoding="utf-8"))
     else:
-        order = plan.training_order(cfg.budget_keeps)
-        n = plan.examples_within(60 * cfg.budget_minutes, cfg.train.batch_size, order)
+        n = plan.examples_within(60 * cfg.budget_minutes, cfg.train.batch_size)
         if n < cfg.train.batch_size:
             other = sum(s.seconds for s in plan.stages if s.name != "train" and not s.done) / 60
             raise MathsftError(
@@ -195,20 +193,18 @@ def fit_budget(cfg: ExperimentConfig, prepared: Prepared, plan: Plan, out: Path)
                 f"stages alone take ~{other:.1f} min here; raise budget_minutes or lower data.test.limit"
             )
         chosen = {"minutes": cfg.budget_minutes, "dtype": plan.dtype, "matmul_gflops": round(plan.gflops)}
-        chosen |= {"keeps": cfg.budget_keeps, "examples": n, "loaded": len(prepared.train)}
+        chosen |= {"examples": n, "loaded": len(prepared.train)}
         path.write_text(json.dumps(chosen, indent=2) + "\n", encoding="utf-8")
-    keeps = chosen.get("keeps", "first")
-    train = [prepared.train[i] for i in sorted(plan.training_order(keeps)[: chosen["examples"]])]
+    train = prepared.train[: chosen["examples"]]
     entry = prepared.manifest["train"] | {"count": len(train), "hash": content_hash(train), "budget": chosen}
     fitted = write_data(
         Prepared(train, prepared.val, prepared.test, prepared.manifest | {"train": entry}), out
     )
     complete = frozenset(s.name for s in plan.stages if s.done)
     plan = build_plan(cfg, fitted, complete, gflops=plan.gflops)
-    which = "shortest (in tokens)" if keeps == "shortest" else "first"
     plan.notes.insert(
         0,
-        f"budget {chosen['minutes']:g} min ({chosen['dtype']}): SFT on the {which} {len(train)} of the "
+        f"budget {chosen['minutes']:g} min ({chosen['dtype']}): SFT on the first {len(train)} of the "
         f"{chosen['loaded']} training problems loaded, as many as this machine fits",
     )
     return fitted, plan

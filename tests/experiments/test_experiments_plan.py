@@ -84,15 +84,3 @@ def test_a_budget_buys_whole_batches_of_training_examples_after_the_other_stages
     assert plan.examples_within(120 + 15, batch_size=4) == 4  # 7 fit: whole batches only
     assert plan.examples_within(120 + 500, batch_size=4) == 10  # all of them: the last batch may be short
     assert plan.examples_within(119, batch_size=4) == 0  # the evals alone overrun
-
-
-def test_a_budget_that_keeps_the_shortest_buys_more_of_them() -> None:
-    plan = Plan("cpu", "fp32", gflops=100.0, efficiency={"eval": 0.5, "train": 0.5})
-    costs = [300.0, 100.0, 200.0, 100.0, 400.0, 100.0]  # 6, 2, 4, 2, 8, 2 s
-    plan.stages = [StagePlan("train", "", {"train": sum(costs)}, per_example=costs)]
-    plan.estimate()
-    assert plan.training_order("first") == [0, 1, 2, 3, 4, 5]
-    assert plan.training_order("shortest") == [1, 3, 5, 2, 0, 4]  # ties as loaded
-    assert plan.examples_within(10, batch_size=2) == 2  # 6 + 2 s, and the third would overrun
-    assert plan.examples_within(10, 2, plan.training_order("first")) == 2
-    assert plan.examples_within(10, 2, plan.training_order("shortest")) == 4  # 2 + 2 + 2 + 4 s
